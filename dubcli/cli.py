@@ -1,0 +1,106 @@
+"""The `dubcli` command line: thin on purpose.
+
+Each command validates its arguments, calls one function of the Python API, and lets errors
+propagate; `run()` maps them to the exit codes in `dubcli.errors` in one place. Nothing heavy is
+imported at module level, so `dubcli --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+import typer
+
+from dubcli import __version__
+from dubcli.console import console, setup_logging
+from dubcli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, DubcliError
+
+app = typer.Typer(
+    name="dubcli",
+    help="Dub videos with DiFlowDubber: speech that says the subtitle text, in a reference voice, "
+    "timed to the speaker's lips.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class _State:
+    verbosity = 0
+
+
+state = _State()
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"dubcli {__version__} (python {sys.version.split()[0]})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: int = typer.Option(
+        0, "--verbose", "-v", count=True, help="More output; tracebacks on errors."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version_callback,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """Global options; progress and logs go to stderr, results (and --json) to stdout."""
+    state.verbosity = -1 if quiet else verbose
+    setup_logging(state.verbosity)
+
+
+def _argv_verbose(argv: list[str]) -> bool:
+    # The callback may not have run when an error happens, so look at argv too.
+    return any(a == "--verbose" or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in argv)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (tests call this; `main` exits with it)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = _argv_verbose(argv)
+    try:
+        result = app(args=argv, prog_name="dubcli", standalone_mode=False)
+        return result if isinstance(result, int) else EXIT_OK
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        console().print("dubcli: interrupted")
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:  # usage errors: exit code 2
+        exc.show(file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console().print("dubcli: interrupted")
+        return EXIT_INTERRUPTED
+    except DubcliError as exc:
+        if verbose or state.verbosity > 0:
+            console().print(traceback.format_exc(), markup=False, highlight=False)
+        console().print(f"dubcli: error: {exc.message}", markup=False, highlight=False)
+        return exc.exit_code
+    except Exception as exc:  # a bug: say so, keep the traceback behind -v
+        if verbose or state.verbosity > 0:
+            console().print(traceback.format_exc(), markup=False, highlight=False)
+            hint = ""
+        else:
+            hint = " (rerun with -v for the traceback)"
+        console().print(
+            f"dubcli: internal error: {type(exc).__name__}: {exc}{hint}",
+            markup=False,
+            highlight=False,
+        )
+        return EXIT_INTERNAL
+
+
+def main() -> None:
+    sys.exit(run())

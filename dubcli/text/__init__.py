@@ -1,0 +1,1 @@
+"""Text frontend: subtitle cues, normalization for speech, G2P and the phoneme vocabulary."""
