@@ -1,0 +1,37 @@
+"""Rates shared by every stage, and the conversions between them (paper 3.2, DESIGN section 3).
+
+Speech tokens run at 80/s on 16 kHz audio (a 200-sample hop, 12.5 ms); video at 25 fps. So five
+video frames span exactly sixteen tokens: the token count of a dub is fixed by the video.
+"""
+
+from __future__ import annotations
+
+SAMPLE_RATE = 16_000  # Hz, all internal audio
+TOKEN_RATE = 80  # speech tokens per second
+HOP = SAMPLE_RATE // TOKEN_RATE  # 200 samples per token
+VIDEO_FPS = 25  # frames per second for all visual features
+TOKENS_PER_5_FRAMES = 16  # 80 / 25 * 5
+
+
+def tokens_for_samples(n_samples: int) -> int:
+    """Tokens a codec emits for `n_samples` of 16 kHz audio: whole hops only (the tail is dropped)."""
+    return int(n_samples) // HOP
+
+
+def samples_for_tokens(n_tokens: int) -> int:
+    return int(n_tokens) * HOP
+
+
+def tokens_for_frames(n_frames: int) -> int:
+    """Tokens for `n_frames` video frames at 25 fps: n * 16 / 5, rounded half up."""
+    return (int(n_frames) * TOKENS_PER_5_FRAMES + 2) // 5
+
+
+def frames_for_seconds(seconds: float) -> int:
+    """Video frames (25 fps) in a span, rounded to the nearest frame."""
+    return int(round(seconds * VIDEO_FPS))
+
+
+def tokens_for_seconds(seconds: float) -> int:
+    """Tokens in a span, rounded to the nearest token."""
+    return int(round(seconds * TOKEN_RATE))
