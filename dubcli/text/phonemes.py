@@ -15,6 +15,7 @@ appended at the end (and VOCAB_VERSION bumped). Layout:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 VOCAB_VERSION = "arpabet-v1"
 
@@ -73,3 +74,31 @@ def decode(ids: Sequence[int]) -> list[str]:
             raise ValueError(f"phoneme id {i} outside the vocabulary (size {VOCAB_SIZE})")
         out.append(SYMBOLS[int(i)])
     return out
+
+
+@dataclass(frozen=True)
+class WordSpan:
+    """A word of the text and the half-open range [start, end) of its phonemes in the sequence."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class PhonemeSequence:
+    """What the text frontend hands to the aligner and the model.
+
+    `symbols[i]` is a vocabulary symbol; `<wb>` separates words, `<sil>` marks a pause (from
+    punctuation); `words` lists the spoken words with their phoneme ranges (no specials inside).
+    """
+
+    symbols: tuple[str, ...]
+    words: tuple[WordSpan, ...] = field(default_factory=tuple)
+
+    @property
+    def ids(self) -> list[int]:
+        return encode(self.symbols)
+
+    def __len__(self) -> int:
+        return len(self.symbols)
