@@ -10,12 +10,11 @@ from __future__ import annotations
 import sys
 import traceback
 
-import click
 import typer
 
 from dubcli import __version__
 from dubcli.console import console, setup_logging
-from dubcli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, DubcliError
+from dubcli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, DubcliError
 
 app = typer.Typer(
     name="dubcli",
@@ -65,21 +64,39 @@ def _argv_verbose(argv: list[str]) -> bool:
     return any(a == "--verbose" or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in argv)
 
 
-def run(argv: list[str] | None = None) -> int:
+def _exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(exit, abort, usage) exception classes: typer >= 0.2x vendors click, older typer uses click."""
+    exits: list[type] = [typer.Exit]
+    aborts: list[type] = [typer.Abort]
+    usage: list[type] = [typer.BadParameter.__mro__[2]]  # the ClickException base typer raises
+    try:
+        import click
+
+        exits.append(click.exceptions.Exit)
+        aborts.append(click.exceptions.Abort)
+        usage.append(click.ClickException)
+    except ImportError:
+        pass
+    return tuple(exits), tuple(aborts), tuple(usage)
+
+
+def run(argv: list[str] | None = None, *, application: typer.Typer | None = None) -> int:
     """Run the CLI and return its exit code (tests call this; `main` exits with it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = _argv_verbose(argv)
+    state.verbosity = 0
+    exit_types, abort_types, usage_types = _exception_types()
     try:
-        result = app(args=argv, prog_name="dubcli", standalone_mode=False)
+        result = (application or app)(args=argv, prog_name="dubcli", standalone_mode=False)
         return result if isinstance(result, int) else EXIT_OK
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except exit_types as exc:
+        return int(getattr(exc, "exit_code", EXIT_OK))
+    except abort_types:
         console().print("dubcli: interrupted")
         return EXIT_INTERRUPTED
-    except click.ClickException as exc:  # usage errors: exit code 2
+    except usage_types as exc:  # bad command line: click's usage message, exit code 2
         exc.show(file=sys.stderr)
-        return exc.exit_code
+        return int(getattr(exc, "exit_code", EXIT_USAGE))
     except KeyboardInterrupt:
         console().print("dubcli: interrupted")
         return EXIT_INTERRUPTED
