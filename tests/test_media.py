@@ -13,6 +13,8 @@ import soundfile as sf
 
 from dubcli import media
 from dubcli.errors import DependencyError, InputError, OutputError, ProcessingError
+from dubcli.media import decode as media_decode
+from dubcli.media import ffmpeg as media_ffmpeg
 
 CONTAINERS = [".mp4", ".mkv", ".webm", ".mov"]
 AUDIO_ONLY = [".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus"]
@@ -59,14 +61,14 @@ def test_find_ffmpeg_env_and_missing(monkeypatch, tmp_path):
     with pytest.raises(DependencyError, match="DUBCLI_FFMPEG"):
         media.find_ffmpeg()
     monkeypatch.delenv("DUBCLI_FFMPEG")
-    monkeypatch.setattr(media.shutil, "which", lambda name: None)
+    monkeypatch.setattr(media_ffmpeg.shutil, "which", lambda name: None)
     monkeypatch.setitem(__import__("sys").modules, "imageio_ffmpeg", None)
-    media._find_ffmpeg.cache_clear()
+    media_ffmpeg._find_ffmpeg.cache_clear()
     try:
         with pytest.raises(DependencyError, match="pip install imageio-ffmpeg"):
             media.find_ffmpeg()
     finally:
-        media._find_ffmpeg.cache_clear()
+        media_ffmpeg._find_ffmpeg.cache_clear()
 
 
 # ---------------------------------------------------------------------------- probe
@@ -265,7 +267,7 @@ def test_stopping_early_kills_ffmpeg(coded, monkeypatch):
             super().__init__(*a, **kw)
             procs.append(self)
 
-    monkeypatch.setattr(media.subprocess, "Popen", Recording)
+    monkeypatch.setattr(media_decode.subprocess, "Popen", Recording)
     frames = media.iter_frames(coded)
     next(frames), next(frames)
     assert procs and procs[0].poll() is None  # still decoding, blocked on the full pipe
