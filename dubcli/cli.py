@@ -121,3 +121,12 @@ def run(argv: list[str] | None = None, *, application: typer.Typer | None = None
 
 def main() -> None:
     sys.exit(run())
+
+
+def _register_commands() -> None:
+    from dubcli.commands import register_all
+
+    register_all(app)
+
+
+_register_commands()
