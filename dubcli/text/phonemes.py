@@ -90,7 +90,8 @@ class PhonemeSequence:
     """What the text frontend hands to the aligner and the model.
 
     `symbols[i]` is a vocabulary symbol; `<wb>` separates words, `<sil>` marks a pause (from
-    punctuation); `words` lists the spoken words with their phoneme ranges (no specials inside).
+    punctuation); `words` lists the spoken words with their phoneme ranges (no specials inside,
+    except a single <unk> for a word the G2P cannot read).
     """
 
     symbols: tuple[str, ...]
