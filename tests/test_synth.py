@@ -1,0 +1,320 @@
+"""SynthDub speech generation: phone maps, speakers/splits, specs, and real renders (a few).
+
+Renders use the real espeak-ng/mbrola/festival programs (skipped with a reason if a machine lacks
+them; .ci/system-deps.sh installs them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from dubcli.data import festival as festival_mod
+from dubcli.data import synth as synth_mod
+from dubcli.data.engines import REFERENCE_RMS_DB, normalize_loudness
+from dubcli.data.perturb import measure_f0, warp_envelope, world_perturb
+from dubcli.data.phonesets import FLAP, PHONE_SETS, label_word
+from dubcli.data.prosody import STYLES, ProsodyStyle
+from dubcli.data.sentences import GRID_GRAMMAR, engine_words, text_split, words_of
+from dubcli.data.synth import (
+    UtteranceSpec,
+    check_synth_dependencies,
+    make_specs,
+    synthesize,
+)
+from dubcli.data.timeline import Segment
+from dubcli.data.voices import VOICES, Speaker, speakers
+from dubcli.data.wordlist import load_wordlist
+from dubcli.errors import DependencyError, InputError
+from dubcli.text.phonemes import CONSONANTS, SILENCE, SYMBOL_TO_ID, VOWELS
+
+HAVE_MBROLA = shutil.which("espeak-ng") is not None and shutil.which("mbrola") is not None
+HAVE_FESTIVAL = shutil.which("festival") is not None
+needs_mbrola = pytest.mark.skipif(not HAVE_MBROLA, reason="espeak-ng/mbrola not installed")
+needs_festival = pytest.mark.skipif(not HAVE_FESTIVAL, reason="festival not installed")
+
+
+def _spec(text="place red at a one soon", voice="us2", speaker=None, style="neutral", seed=7):
+    return UtteranceSpec(
+        id=f"t-{voice}-{style}",
+        text=text,
+        voice=voice,
+        speaker=speaker or voice,
+        style=STYLES[style] if isinstance(style, str) else style,
+        seed=seed,
+        kind="grid",
+    )
+
+
+def _check_timeline(utt):
+    n = len(utt.wav)
+    assert utt.wav.dtype == np.float32 and utt.wav.ndim == 1 and utt.sample_rate == 16000
+    assert utt.phones[0].start == 0.0
+    for a, b in zip(utt.phones, utt.phones[1:], strict=False):
+        assert a.end == b.start and a.end > a.start
+    # the last phone ends on the last sample (within one sample), every boundary on a sample
+    assert abs(utt.phones[-1].end * 16000 - n) < 1.0
+    assert all(abs(p.end * 16000 - round(p.end * 16000)) < 1e-6 for p in utt.phones)
+    assert utt.phones[0].symbol == SILENCE and utt.phones[-1].symbol == SILENCE
+    assert all(p.symbol in SYMBOL_TO_ID for p in utt.phones)
+    assert [w.text for w in utt.words] == [w.lower() for w in words_of(utt.spec.text)]
+    for a, b in zip(utt.words, utt.words[1:], strict=False):
+        assert a.end <= b.start
+    bounds = {round(p.start * 16000) for p in utt.phones} | {n}
+    assert all(
+        round(w.start * 16000) in bounds and round(w.end * 16000) in bounds for w in utt.words
+    )
+    assert np.max(np.abs(utt.wav)) <= 1.0
+
+
+# --- phone sets ------------------------------------------------------------------------------
+
+
+def test_every_phone_set_maps_into_the_vocabulary():
+    for name, table in PHONE_SETS.items():
+        for phone, base in table.items():
+            assert base in (SILENCE, FLAP) or base in VOWELS or base in CONSONANTS, (name, phone)
+        assert any(b == SILENCE for b in table.values()), name
+
+
+def test_label_word_takes_stress_and_flaps_from_cmudict():
+    assert label_word("water", ["W", "AO", FLAP, "ER"]) == ["W", "AO1", "T", "ER0"]
+    assert label_word("ladder", ["L", "AE", FLAP, "ER"]) == ["L", "AE1", "D", "ER0"]
+    # the letter "a" is spoken EY: the alignment picks CMUdict's EY1 pronunciation
+    assert label_word("a", ["EY"]) == ["EY1"]
+    assert label_word("the", ["DH", "AH"]) == ["DH", "AH0"]
+    # festival collapses secondary stress to 1; CMUdict's IH2 wins
+    info = ["IH", "N", "F", "ER", "M", "EY", "SH", "AH", "N"]
+    assert label_word("information", info, [1, 1, 0, 0, 1, 1, 0, 0, 0]) == [
+        "IH2", "N", "F", "ER0", "M", "EY1", "SH", "AH0", "N",
+    ]  # fmt: skip
+    # unknown word: source stress, else the only vowel is stressed
+    assert label_word("zzyzxq", ["Z", "IH", "K"]) == ["Z", "IH1", "K"]
+    assert label_word("zzyzxq", ["Z", "IH", "K", "AH"], [None, 1, None, 0]) == [
+        "Z", "IH1", "K", "AH0",
+    ]  # fmt: skip
+
+
+# --- voices, speakers, splits ----------------------------------------------------------------
+
+
+def test_speaker_ids_round_trip_and_reject_garbage():
+    s = Speaker("us2", 1.1, 0.9)
+    assert s.id == "us2+vtl1.1+f0x0.9"
+    assert Speaker.parse(s.id) == s
+    assert Speaker.parse("kal") == Speaker("kal")
+    for bad in ("xx1", "us2+vtl", "us2+pitch2", "us2+vtl9"):
+        with pytest.raises(InputError, match="speaker id"):
+            Speaker.parse(bad)
+
+
+def test_test_speakers_are_unseen_in_training():
+    train, valid, test = (set(speakers(s)) for s in ("train", "valid", "test"))
+    assert train == valid and train and test and not train & test
+    test_only = {v for v, i in VOICES.items() if i.test_only}
+    assert test_only == {"us3", "ked"}
+    assert not {s.voice for s in train} & test_only
+    assert test_only <= {s.voice for s in test}
+    # every training voice also appears in test, but only with perturbations unseen in train
+    assert {s.voice for s in train} < {s.voice for s in test}
+
+
+# --- texts and specs -------------------------------------------------------------------------
+
+
+def test_wordlist_is_shipped_and_clean():
+    words = load_wordlist()
+    assert 2000 <= len(words) <= 5000 and len(set(words)) == len(words)
+    assert words[:3] == ("the", "to", "i")
+    assert all(w.isalpha() and w.islower() for w in words)
+    assert not {"fuck", "kill", "usa"} & set(words)
+
+
+def test_make_specs_is_deterministic_and_respects_the_split():
+    a = make_specs(30, seed=3, split="test")
+    assert a == make_specs(30, seed=3, split="test")
+    assert a != make_specs(30, seed=4, split="test")
+    assert len({s.id for s in a}) == 30
+    test_ids = {s.id for s in speakers("test")}
+    for s in a:
+        assert s.speaker in test_ids and Speaker.parse(s.speaker).voice == s.voice
+        assert text_split(s.text) == "test"
+        assert s.style.name in STYLES and s.kind in ("grid", "free")
+        if s.kind == "grid":
+            words = s.text.split()
+            assert all(w in opts for w, opts in zip(words, GRID_GRAMMAR.values(), strict=True))
+        assert UtteranceSpec.from_dict(s.as_dict()) == s
+    assert {s.kind for s in a} == {"grid", "free"}
+    assert len({s.style.name for s in a}) == 4
+    assert set(make_specs(5, 0, "train", voices=["slt"])[i].voice for i in range(5)) == {"slt"}
+    with pytest.raises(InputError):
+        make_specs(3, 0, split="dev")
+
+
+def test_grid_letter_a_is_spoken_as_a_letter():
+    assert engine_words("bin blue at a one now", "grid", "mbrola")[3] == "[['eI]]"
+    assert engine_words("bin blue at a one now", "grid", "festival")[3] == "A"
+    assert engine_words("a cat at a house", "free", "mbrola") == "a cat at a house".split()
+
+
+# --- WORLD perturbation and loudness (no synthesizer needed) ---------------------------------
+
+
+def _pulse_train(f0: float, sr: int = 16000, seconds: float = 1.0) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 30) if f0 * k < sr / 2)
+    return (0.3 * x / np.max(np.abs(x))).astype(np.float32)
+
+
+def test_world_perturb_scales_f0_and_keeps_length():
+    x = _pulse_train(120.0)
+    y = world_perturb(x, 16000, f0_scale=1.5, pitch_level=2.0)
+    assert len(y.wav) == len(x)
+    expected = 120.0 * 1.5 * 2 ** (2 / 12)
+    assert abs(np.median(measure_f0(y.wav, 16000)) / expected - 1) < 0.03
+
+
+def test_warp_envelope_moves_a_formant_by_the_factor():
+    env = np.full((2, 513), 1e-4)
+    env[:, 100] = 1.0
+    assert np.argmax(warp_envelope(env, 1.2)[0]) == 120
+    assert np.argmax(warp_envelope(env, 0.9)[0]) == 90
+
+
+def test_normalize_loudness_hits_the_style_level():
+    rng = np.random.default_rng(0)
+    wav = np.concatenate([np.zeros(1600), 0.1 * rng.standard_normal(16000)]).astype(np.float32)
+    segs = [Segment(SILENCE, 1600, -1), Segment("AA1", 16000, 0)]
+    out = normalize_loudness(wav, segs, -6.0)
+    rms_db = 20 * math.log10(float(np.sqrt(np.mean(out[1600:] ** 2))))
+    assert abs(rms_db - (REFERENCE_RMS_DB - 6.0)) < 0.01
+    assert np.all(out[:1600] == 0)
+
+
+# --- dependencies and bad specs ----------------------------------------------------------------
+
+
+def test_missing_program_raises_dependency_error(monkeypatch, tmp_path):
+    real_which = shutil.which
+    monkeypatch.setattr(
+        shutil, "which", lambda p, *a, **k: None if p == "mbrola" else real_which(p)
+    )
+    with pytest.raises(DependencyError, match=r"mbrola.*system-deps\.sh"):
+        check_synth_dependencies(["us1"])
+    # programs vanish after the check: running them is still a DependencyError
+    monkeypatch.setattr(shutil, "which", real_which)
+    monkeypatch.setattr(synth_mod, "_verified", {"us1", "kal"})
+    monkeypatch.setattr(festival_mod, "_FESTIVAL", festival_mod.FestivalProcess())  # not started
+    monkeypatch.setenv("PATH", str(tmp_path))
+    for voice in ("us1", "kal"):
+        with pytest.raises(DependencyError, match=r"system-deps\.sh"):
+            synthesize(_spec(voice=voice))
+    with pytest.raises(DependencyError, match="festival"):
+        check_synth_dependencies(["kal"])
+
+
+def test_bad_specs_raise_input_error_naming_the_utterance():
+    with pytest.raises(InputError, match="t-us2-neutral"):
+        synthesize(_spec(speaker="us1+vtl1.1"))
+    with pytest.raises(InputError, match="t-us2-neutral.*text"):
+        synthesize(_spec(text='say "[[h@]]"'))
+    with pytest.raises(InputError, match="unknown SynthDub voice"):
+        check_synth_dependencies(["nope"])
+
+
+# --- real renders ------------------------------------------------------------------------------
+
+
+@needs_mbrola
+def test_mbrola_render_has_an_exact_timeline_and_is_deterministic():
+    spec = _spec(speaker="us2+vtl1.1+f0x0.9", seed=11)
+    a, b = synthesize(spec), synthesize(spec)
+    _check_timeline(a)
+    assert np.array_equal(a.wav, b.wav) and a.phones == b.phones and a.words == b.words
+    # GRID letter "a" is the letter name
+    letter = a.words[3]
+    assert [p.symbol for p in a.phones if letter.start <= p.start < letter.end] == ["EY1"]
+    # the .pho pitch targets lie inside the audio and carry the speaker's F0 scale
+    assert a.f0_targets is not None and a.f0_targets.shape[1] == 2
+    assert 0 < a.f0_targets[0, 0] and a.f0_targets[-1, 0] < a.duration
+    assert a.spec.seed == 11 and not np.array_equal(a.wav, synthesize(_spec(seed=12)).wav)
+
+
+def _envelope_centroids(wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per 5 ms frame: centroid (Hz) of the WORLD envelope in 250-3000 Hz (formant region), F0."""
+    with warnings.catch_warnings():  # pyworld imports pkg_resources
+        warnings.simplefilter("ignore")
+        import pyworld as pw
+
+    x = wav.astype(np.float64)
+    f0, t = pw.dio(x, 16000, frame_period=5.0)
+    f0 = pw.stonemask(x, f0, t, 16000)
+    env = pw.cheaptrick(x, f0, t, 16000)
+    freqs = np.linspace(0, 8000, env.shape[1])
+    band = (freqs > 250) & (freqs < 3000)
+    return (env[:, band] * freqs[band]).sum(1) / env[:, band].sum(1), f0
+
+
+@needs_mbrola
+def test_vtl_warp_keeps_the_timeline_and_moves_formants():
+    plain = synthesize(_spec(seed=5))
+    c0, f0 = _envelope_centroids(plain.wav)
+    for vtl, lo, hi in ((1.15, 1.06, 1.2), (0.9, 0.9, 0.98)):
+        warped = synthesize(_spec(speaker=f"us2+vtl{vtl}", seed=5))
+        assert plain.phones == warped.phones and len(plain.wav) == len(warped.wav)
+        c1, f1 = _envelope_centroids(warped.wav)
+        voiced = (f0 > 0) & (f1 > 0)
+        assert lo < float(np.median(c1[voiced] / c0[voiced])) < hi, vtl
+
+
+@needs_mbrola
+def test_a_diphone_the_voice_lacks_still_renders_on_time():
+    # us3 has no h-j diphone ("human"): mbrola -e fills that one transition, timing kept
+    spec = dataclasses.replace(_spec(text="human nature", voice="us3"), kind="free")
+    utt = synthesize(spec)
+    _check_timeline(utt)
+    assert [p.symbol for p in utt.phones][1:4] == ["HH", "Y", "UW1"]
+
+
+def _style_measures(voice: str) -> dict[str, tuple[float, float]]:
+    """style -> (duration of the speech, median F0) for the same text, voice and seed."""
+    out = {}
+    for name in ("sad", "neutral", "excited"):
+        utt = synthesize(_spec(voice=voice, style=name, seed=3))
+        _check_timeline(utt)
+        speech = utt.phones[-1].start - utt.phones[0].end
+        out[name] = (speech, float(np.median(measure_f0(utt.wav, 16000))))
+    return out
+
+
+@needs_mbrola
+def test_styles_move_duration_and_pitch_the_expected_way_mbrola():
+    m = _style_measures("us2")
+    assert m["excited"][0] < m["neutral"][0] < m["sad"][0]
+    assert m["excited"][1] > m["neutral"][1] > m["sad"][1]
+    # +3 semitones centre vs neutral: the measured median moves by about that much
+    assert 1.5 < 12 * math.log2(m["excited"][1] / m["neutral"][1]) < 5
+
+
+@needs_festival
+def test_festival_render_timeline_and_styles():
+    m = _style_measures("kal")
+    assert m["excited"][0] < m["neutral"][0] < m["sad"][0]
+    assert m["excited"][1] > m["neutral"][1] > m["sad"][1]
+
+
+@needs_festival
+def test_festival_hts_voice_renders_with_words():
+    style = dataclasses.replace(STYLES["calm"], rate=0.9)
+    spec = _spec(text="lay green by a zero please", voice="slt", style=style)
+    utt = synthesize(spec)
+    _check_timeline(utt)
+    assert np.array_equal(utt.wav, synthesize(spec).wav)  # the reused festival process
+    assert isinstance(utt.spec.style, ProsodyStyle) and utt.f0_targets is not None
+    letter = utt.words[3]
+    assert [p.symbol for p in utt.phones if letter.start <= p.start < letter.end] == ["EY1"]
