@@ -42,6 +42,19 @@ def atomic_path(path: str | os.PathLike, *, force: bool = True) -> Iterator[Path
             tmp_path.unlink()
 
 
+CACHE_ENV = "DUBCLI_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """dubcli's cache of derived files: $DUBCLI_CACHE_DIR, else the platform's user cache dir."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("dubcli"))
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = True) -> Path:
     with atomic_path(path, force=force) as tmp:
         tmp.write_bytes(data)

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from dubcli.console import get_logger
 from dubcli.errors import DependencyError, OutputError
+from dubcli.fsutil import CACHE_ENV, cache_dir  # the shared cache dir (re-exported)
 from dubcli.text.phonemes import (
     SILENCE,
     SPECIALS,
@@ -51,7 +52,6 @@ from dubcli.text.phonemes import (
 
 log = get_logger(__name__)
 
-CACHE_ENV = "DUBCLI_CACHE_DIR"
 LETTERS = {
     "A": "EY1", "B": "B IY1", "C": "S IY1", "D": "D IY1", "E": "IY1", "F": "EH1 F",
     "G": "JH IY1", "H": "EY1 CH", "I": "AY1", "J": "JH EY1", "K": "K EY1", "L": "EH1 L",
@@ -59,16 +59,6 @@ LETTERS = {
     "S": "EH1 S", "T": "T IY1", "U": "Y UW1", "V": "V IY1", "W": "D AH1 B AH0 L Y UW0",
     "X": "EH1 K S", "Y": "W AY1", "Z": "Z IY1",
 }  # fmt: skip
-
-
-def cache_dir() -> Path:
-    """$DUBCLI_CACHE_DIR, else the platform's user cache dir for dubcli."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("dubcli"))
 
 
 def ensure_nltk_cmudict(root: Path | None = None) -> Path:
