@@ -1,0 +1,162 @@
+"""`dubcli dub`: dub one clip, or a folder of clips paired with subtitles by stem.
+
+Thin on purpose: validate the options, call dubbing.pipeline.dub_video (one file) or
+dubbing.batch.dub_batch (a folder), show progress on stderr, print --json on stdout. Exit codes:
+the DubcliError's (errors.py) for one file; 8 (PartialFailure) when some batch items failed.
+
+Engine: `--engine diflow|baseline`. Without --engine, diflow is used when --checkpoint is given or
+weights/registry.toml names a default checkpoint; until one is registered the default is the
+baseline engine (espeak-ng + WORLD), with a message saying so. `--engine diflow` without any
+checkpoint is a CheckpointError (exit 5).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+BACKGROUNDS = ("keep", "duck", "remove", "drop")
+DEVICES = ("auto", "cpu", "cuda")
+ENGINES = ("diflow", "baseline")
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | None:
+    if value is not None and value not in allowed:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=option)
+    return value
+
+
+def _progress_bar(enabled: bool):
+    """A rich Progress on stderr and a callback (stage, done, total) that drives it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from dubcli.console import console
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=console(), transient=True,
+                   disable=not enabled)  # fmt: skip
+    tasks: dict[str, int] = {}
+    label = {"cues": "dubbing cues", "mix": "mixing", "mux": "muxing"}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage == "mix":  # samples: show percent-ish steps instead of millions
+            done, total = int(100 * done / max(total, 1)), 100
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(label.get(stage, stage), total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    def reset() -> None:
+        for t in tasks.values():
+            bar.remove_task(t)
+        tasks.clear()
+
+    return bar, update, reset
+
+
+def dub(
+    input: Path = typer.Argument(..., help="A video file, or a folder of videos."),
+    text: Path = typer.Option(
+        None,
+        "--text",
+        "-t",
+        help="Subtitles (srt/vtt/ass), or a folder "
+        "of them named like the videos. Default: next to each video.",
+    ),
+    ref: list[str] = typer.Option(
+        [],
+        "--ref",
+        "-r",
+        help="Reference voice, any audio format: "
+        "FILE, or NAME=FILE for the cues of speaker NAME (repeatable). "
+        "Default: the video's own speech.",
+    ),
+    output_dir: Path = typer.Option(
+        None, "--output-dir", "-o", help="Output folder (default: each video's folder)."
+    ),
+    engine: str = typer.Option(
+        None,
+        "--engine",
+        help="diflow | baseline (default: diflow if a checkpoint is available, else baseline).",
+    ),
+    checkpoint: str = typer.Option(None, "--checkpoint", help="NAME | PATH | hf://org/repo/file"),
+    offline: bool = typer.Option(False, "--offline", help="Never touch the network."),
+    background: str = typer.Option(
+        "duck",
+        "--background",
+        "-b",
+        help="Original audio under the dub: keep | duck | remove | drop.",
+    ),
+    lufs: float = typer.Option(-16.0, "--lufs", help="Target integrated loudness (EBU R 128)."),
+    keep_original: bool = typer.Option(
+        False, "--keep-original", help="Also keep the original audio tracks in the video."
+    ),
+    widen_to_lips: bool = typer.Option(
+        False,
+        "--widen-to-lips",
+        help="Widen cue windows to the lip activity around them (up to 0.5 s each side).",
+    ),
+    nfe: int = typer.Option(8, "--nfe", min=1, max=128, help="Flow-matching steps (diflow)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (per cue: seed + cue number)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    force: bool = typer.Option(False, "--force", "-f", help="Redo finished outputs."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the cue plan; write nothing."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON result on stdout."),
+) -> None:
+    """Dub a video (or a folder of videos) with new speech saying the subtitle text."""
+    from dubcli.cli import state
+    from dubcli.console import console
+    from dubcli.dubbing.batch import dub_batch, summary_table
+    from dubcli.dubbing.engine import choose_engine
+    from dubcli.dubbing.pipeline import dub_video
+    from dubcli.dubbing.plan import plan_table
+    from dubcli.errors import PartialFailure
+
+    _choice(engine, ENGINES, "--engine")
+    _choice(background, BACKGROUNDS, "--background")
+    _choice(device, DEVICES, "--device")
+    if not -70.0 <= lufs <= 0.0:
+        raise typer.BadParameter(f"{lufs} is outside -70..0 LUFS", param_hint="--lufs")
+    choose_engine(engine, checkpoint)  # fail fast: --engine diflow with no checkpoint at all
+    opts = dict(refs=list(ref), engine=engine, checkpoint=checkpoint, offline=offline,
+                background=background, lufs=lufs, keep_original=keep_original,
+                widen_to_lips=widen_to_lips, nfe=nfe, seed=seed, device=device, force=force,
+                dry_run=dry_run)  # fmt: skip
+    bar, update, reset = _progress_bar(state.verbosity >= 0 and not dry_run)
+    with bar:
+        if input.is_dir():
+
+            def on_item(i, n, item):  # noqa: E306
+                reset()
+                console().print(f"[{i + 1}/{n}] {item.video.name}", markup=False)
+
+            batch = dub_batch(input, text, out_dir=output_dir, on_item=on_item,
+                              progress=update, **opts)  # fmt: skip
+            result = batch.to_json()
+        else:
+            from dubcli.dubbing.batch import pair_inputs
+
+            item = pair_inputs(input, text)[0]
+            res = dub_video(item.video, item.subtitles, out_dir=output_dir, progress=update,
+                            **opts)  # fmt: skip
+            batch, result = None, res.to_json()
+    if dry_run:
+        plans = [i.result for i in batch.items if i.result] if batch else [res]
+        for r in plans:
+            console().print(plan_table(r.plan))
+    elif batch is not None and state.verbosity >= 0:
+        console().print(summary_table(batch))
+    elif batch is None and state.verbosity >= 0 and res.status == "done":
+        console().print(f"{res.video} -> {res.outputs.video}", markup=False)
+    if as_json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    if batch is not None and batch.failed:
+        names = ", ".join(i.video.name for i in batch.failed)
+        raise PartialFailure(f"{len(batch.failed)} of {len(batch.items)} items failed: {names}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("dub")(dub)

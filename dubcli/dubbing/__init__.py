@@ -1,0 +1,5 @@
+"""Dubbing: cue planning, engines (diflow, baseline), timeline, mixing, loudness, reports.
+
+Entry points: `pipeline.dub_video` (one clip) and `batch.dub_batch` (folders); `dubcli dub`
+calls them. Nothing heavy is imported here.
+"""

@@ -1,0 +1,219 @@
+"""One cue's work: its video frames -> landmarks -> lip/face features -> engine -> speech, cached.
+
+Dimensions: nv video frames (25 fps), n samples (16 kHz).
+
+Memory is bounded by the cue: frames stream from ffmpeg straight into the face tracker (one frame
+at a time), and only the window's landmarks (nv x 478 x 3 floats) are kept. Each finished cue is
+written to the run's work folder (`.<stem>.dubwork/` next to the outputs) as one atomic .npz,
+keyed by everything that changes its audio; a rerun after a kill (or with other mixing options)
+reuses them and only redoes what is missing. The pipeline deletes the folder when the outputs are
+complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dubcli.console import get_logger
+from dubcli.dubbing.engine import CueJob, Engine
+from dubcli.dubbing.loudness import integrated_loudness
+from dubcli.dubbing.plan import MAX_WIDEN, CueWindow, lip_activity, widen_to_activity
+from dubcli.dubbing.sync import sync_estimate
+from dubcli.dubbing.voices import Voice
+from dubcli.fsutil import atomic_path
+from dubcli.timing import SAMPLE_RATE, VIDEO_FPS, frames_for_seconds
+
+log = get_logger(__name__)
+
+CUE_LUFS = -20.0  # every cue's speech is levelled to this before mixing (consistent voice level)
+MAX_TRACK_SIDE = 640  # frames are scaled so the longer side is at most this (FaceMesh input)
+SPEECH_BELOW_PEAK_DB = 35.0  # speech extent: 10 ms frames within this of the cue's loudest
+
+
+@dataclass
+class Timers:
+    """Seconds spent per stage (decode, landmarks, features, engine, ...), accumulated."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, dt: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
+
+    def timed(self, stage: str, it: Iterator) -> Iterator:
+        """Wrap an iterator so the time spent producing its items counts for `stage`."""
+        while True:
+            t = time.perf_counter()
+            item = next(it, None)
+            self.add(stage, time.perf_counter() - t)
+            if item is None:
+                return
+            yield item
+
+
+def cue_key(window: CueWindow, voice: Voice, engine: Engine, *, seed: int, nfe: int,
+            widen: bool, video_id: str) -> str:  # fmt: skip
+    """Hash of everything that changes a cue's audio."""
+    blob = json.dumps([window.index, window.text, round(window.start, 4), round(window.end, 4),
+                       voice.ident, engine.fingerprint(), seed, nfe, widen, video_id])  # fmt: skip
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def cached_path(work: Path, index: int, key: str) -> Path:
+    return work / f"cue{index:05d}.{key}.npz"
+
+
+def load_cached(path: Path) -> tuple[np.ndarray, dict] | None:
+    """(wav, record) of a finished cue, or None (missing or unreadable: it is redone)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return z["wav"].astype(np.float32), json.loads(str(z["record"]))
+    except (OSError, ValueError, KeyError) as exc:
+        log.debug("%s: unreadable cached cue (%s); redoing it", path, exc)
+        return None
+
+
+def save_cached(path: Path, wav: np.ndarray, record: dict) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, wav=np.asarray(wav, np.float32), record=np.array(json.dumps(record)))
+
+
+def _track_size(width: int, height: int) -> tuple[int, int] | None:
+    scale = MAX_TRACK_SIDE / max(width, height, 1)
+    if scale >= 1:
+        return None
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+def speech_extent(wav: np.ndarray, rate: int = SAMPLE_RATE) -> tuple[float, float]:
+    """(onset, offset) seconds of the audible speech in a cue's audio ((0, 0) if silent)."""
+    hop = int(0.01 * rate)
+    n = len(wav) // hop
+    if n == 0:
+        return 0.0, 0.0
+    power = np.mean(np.asarray(wav[: n * hop], np.float64).reshape(n, hop) ** 2, axis=1)
+    if power.max() <= 1e-10:
+        return 0.0, 0.0
+    db = 10 * np.log10(power + 1e-12)
+    loud = np.flatnonzero(db >= db.max() - SPEECH_BELOW_PEAK_DB)
+    return loud[0] * hop / rate, (loud[-1] + 1) * hop / rate
+
+
+def level(wav: np.ndarray, target: float = CUE_LUFS) -> tuple[np.ndarray, float]:
+    """(wav at `target` LUFS, gain dB applied); silence is returned as is."""
+    loud = integrated_loudness(wav, SAMPLE_RATE)
+    if not np.isfinite(loud):
+        return wav, 0.0
+    gain = float(np.clip(target - loud, -30.0, 30.0))
+    return (wav * 10 ** (gain / 20)).astype(np.float32), gain
+
+
+def synthesize_cue(
+    video: Path,
+    info,
+    window: CueWindow,
+    *,
+    lo: float,
+    hi: float,
+    voice: Voice,
+    engine: Engine,
+    seed: int,
+    nfe: int,
+    widen: bool,
+    timers: Timers,
+) -> tuple[CueWindow, np.ndarray, dict]:
+    """Frames -> landmarks -> features -> engine for one cue. Returns (final window, wav (n,)
+    at 16 kHz starting at the window start, report record). lo/hi bound a widened window."""
+    from dubcli import media
+    from dubcli.vision.features import mouth_aperture, visual_features
+    from dubcli.vision.landmarks import track_faces
+
+    margin = MAX_WIDEN if widen else 0.0
+    fa = max(0.0, window.start - margin)
+    fb = min(info.duration, window.end + margin)
+    t = time.perf_counter()
+    frames = media.iter_frames(video, VIDEO_FPS, fa, fb, size=_track_size(info.width, info.height))
+    decode_before = timers.seconds.get("decode", 0.0)
+    track = track_faces(timers.timed("decode", frames), source=f"{video} (cue {window.index})")
+    timers.add("landmarks", time.perf_counter() - t - (timers.seconds["decode"] - decode_before))
+
+    t = time.perf_counter()
+    aperture = mouth_aperture(track, fill=False) if track.n_frames else np.zeros(0, np.float32)
+    valid = track.valid.copy()
+    if widen and track.n_frames:
+        window = widen_to_activity(window, lip_activity(np.nan_to_num(aperture), valid), fa, lo, hi)
+    k0 = int(round((window.start - fa) * VIDEO_FPS))
+    nv = max(1, frames_for_seconds(window.duration))
+    points = track.points[k0 : k0 + nv]
+    if len(points) < nv:  # the video ended a little early: no landmarks for the missing frames
+        pad = np.full((nv - len(points), *track.points.shape[1:]), np.nan, np.float32)
+        points = np.concatenate([points, pad])
+    ap_w = np.pad(aperture[k0 : k0 + nv], (0, max(0, nv - len(aperture[k0 : k0 + nv]))),
+                  constant_values=np.nan)  # fmt: skip
+    valid_w = np.isfinite(points).all(axis=(1, 2))
+    face_rate = float(valid_w.mean())
+    lip = face = None
+    notes = list(window.notes)
+    if valid_w.any():
+        feats = visual_features(points)
+        lip, face = feats.lip, feats.face
+    else:
+        notes.append("no face in the window: timing from the text only")
+        log.info("cue %d: no face in its window (%.2f-%.2f s); timing from the text only",
+                 window.index, window.start, window.end)  # fmt: skip
+    timers.add("features", time.perf_counter() - t)
+
+    job = CueJob(window.index, window.text, window.phonemes, window.start, window.end, nv,
+                 lip, face, voice.wav, voice.ident, window.speaker, seed + window.index, nfe)  # fmt: skip
+    t = time.perf_counter()
+    audio = engine.synthesize_cue(job)
+    timers.add("engine", time.perf_counter() - t)
+    wav, gain = level(np.asarray(audio.wav, np.float32).reshape(-1))
+    onset, offset = speech_extent(wav)
+    sync = sync_estimate(ap_w, valid_w, wav) if lip is not None else None
+    record = {
+        "index": window.index,
+        "text": window.text,
+        "display_text": window.display_text,
+        "speaker": window.speaker,
+        "cue": [round(window.cue_start, 3), round(window.cue_end, 3)],
+        "window": [round(window.start, 3), round(window.end, 3)],
+        "fit": {
+            "status": window.fit.status,
+            "words_per_second": window.fit.wps,
+            "phones_per_second": window.fit.pps,
+            "words": window.fit.words,
+            "phones": window.fit.phonemes,
+        },  # fmt: skip
+        "engine": engine.name,
+        "seed": job.seed,
+        "nfe": nfe,
+        "stretch": audio.stretch,
+        "tokens": audio.tokens,
+        "natural_seconds": audio.natural_seconds,
+        "audio_seconds": round(len(wav) / SAMPLE_RATE, 3),
+        "audio_samples": len(wav),  # at 16 kHz
+        "speech": [round(onset, 3), round(offset, 3)],  # seconds from the window start
+        "level_gain_db": round(gain, 2),
+        "video_frames": nv,
+        "face_frames_rate": round(face_rate, 3),
+        "faces_in_clip": track.n_faces,
+        "sync": None
+        if sync is None
+        else {
+            "offset_s": sync.offset_s,
+            "confidence": sync.confidence,
+            "correlation": sync.correlation,
+        },  # fmt: skip
+        "voice": voice.source,
+        "notes": notes + list(audio.notes),
+    }
+    return window, wav, record
