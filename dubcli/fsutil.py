@@ -36,10 +36,18 @@ def atomic_path(path: str | os.PathLike, *, force: bool = True) -> Iterator[Path
         yield tmp_path
         if not tmp_path.exists() or tmp_path.stat().st_size == 0:
             raise OutputError(f"{path}: nothing was written")
+        # mkstemp makes 0600 files; give the result the permissions a plain open() would have.
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 CACHE_ENV = "DUBCLI_CACHE_DIR"

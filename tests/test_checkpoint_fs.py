@@ -45,6 +45,7 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     assert not target.exists() and list(tmp_path.iterdir()) == []
     atomic_write_text(target, "done")
     assert target.read_text() == "done"
+    assert target.stat().st_mode & 0o644 == 0o644  # not mkstemp's 0600
     with pytest.raises(OutputError, match="--force"):
         atomic_write_text(target, "again", force=False)
     assert target.read_text() == "done"
