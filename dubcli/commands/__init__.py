@@ -3,7 +3,7 @@ the command function so `dubcli --help` stays fast. cli.py registers the modules
 
 from __future__ import annotations
 
-COMMAND_MODULES: list[str] = ["dub"]
+COMMAND_MODULES: list[str] = ["dub", "train"]
 
 
 def register_all(app) -> None:

@@ -1,0 +1,32 @@
+"""Training DiFlowDubber: both stages, DDP under torchrun, checkpoints, exact resume, export.
+
+One concept per file; nothing heavy is imported here (the CLI imports this package lazily):
+
+- run.py          `train(stage, data, output, ...)`: configs, data, stage-1 -> stage-2 init, the
+                  run folder; what `dubcli train` calls
+- loop.py         `fit(model, dataset, collate, run, LoopConfig)`: the model-agnostic loop
+- optim.py        AdamW, warm-up + cosine/linear schedule (paper B.3), EMA of weights
+- state.py        training checkpoints (model, optimizer, EMA, RNG, data position; no pickles)
+- rng.py          RNG states as tensors; isolated RNG for validation
+- distributed.py  device choice, ranks, process group, collectives
+- metrics.py      metrics.jsonl and loss.png
+- progress.py     loss averaging windows and the rich progress bar
+- export.py       fp16 self-contained inference checkpoints and `load_inference_model`
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `from dubcli.train import train` without importing torch at package import.
+    if name == "train":
+        from dubcli.train.run import train
+
+        return train
+    if name == "load_inference_model":
+        from dubcli.train.export import load_inference_model
+
+        return load_inference_model
+    raise AttributeError(name)
