@@ -318,3 +318,14 @@ def test_festival_hts_voice_renders_with_words():
     assert isinstance(utt.spec.style, ProsodyStyle) and utt.f0_targets is not None
     letter = utt.words[3]
     assert [p.symbol for p in utt.phones if letter.start <= p.start < letter.end] == ["EY1"]
+
+
+def test_eval_splits_repeat_speakers_for_setting2_references():
+    from collections import Counter
+
+    from dubcli.data.synth import UTTS_PER_EVAL_SPEAKER, make_specs
+
+    for split in ("valid", "test"):
+        specs = make_specs(4 * UTTS_PER_EVAL_SPEAKER, seed=3, split=split)
+        counts = Counter(s.speaker for s in specs)
+        assert min(counts.values()) >= 2, counts  # every speaker has a reference utterance

@@ -89,6 +89,9 @@ class SynthUtterance:
         return len(self.wav) / self.sample_rate
 
 
+UTTS_PER_EVAL_SPEAKER = 4  # valid/test utterances per drawn speaker (see make_specs)
+
+
 def make_specs(
     n: int, seed: int, split: str = "train", *, voices: Sequence[str] | None = None
 ) -> list[UtteranceSpec]:
@@ -96,6 +99,9 @@ def make_specs(
 
     Base voice uniform over the split's voices (optionally only `voices`), then a perturbation
     of it; text GRID or free (half each) from the split's share of texts; style uniform.
+    valid/test draw a speaker for every UTTS_PER_EVAL_SPEAKER consecutive utterances, so that
+    Setting 2 evaluation (reference = another utterance of the same speaker) has references:
+    with one draw per utterance, most of the many unseen test speakers would occur only once.
     """
     if split not in SPLITS:
         raise InputError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
@@ -111,8 +117,9 @@ def make_specs(
     for i in range(int(n)):
         kind = KINDS[int(rng.integers(2))]
         text = sample_text(kind, split, rng)
-        group = by_voice[names[int(rng.integers(len(names)))]]
-        spk = group[int(rng.integers(len(group)))]
+        if split == "train" or i % UTTS_PER_EVAL_SPEAKER == 0:
+            group = by_voice[names[int(rng.integers(len(names)))]]
+            spk = group[int(rng.integers(len(group)))]
         style = sample_style(STYLE_NAMES[int(rng.integers(len(STYLE_NAMES)))], rng)
         specs.append(
             UtteranceSpec(
