@@ -19,20 +19,9 @@ SPLIT_MODES = ("auto", "folders", "hash")
 
 def _progress_bar(enabled: bool):
     """A rich Progress on stderr and a callback (stage, done, total) that drives it."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from dubcli.train.progress import rich_progress  # torch-free
 
-    from dubcli.console import console
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TimeRemainingColumn(), console=console(),
-                   disable=not enabled)  # fmt: skip
+    bar = rich_progress(enabled=enabled)
     tasks: dict[str, int] = {}
     label = {"codec audio": "audio for codebooks", "codec": "fitting codebooks",
              "items": "preparing"}  # fmt: skip

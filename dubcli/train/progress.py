@@ -1,18 +1,19 @@
 """What a person watching training sees: per-window loss averages and a rich progress bar.
 
 Losses are summed on the device between metrics lines (no host sync per step) and averaged
-over every rank when a line is written.
+over every rank when a line is written. torch is imported where it is used, so that
+`rich_progress` (also the bar of `dubcli prepare`) does not pull torch into the CLI.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from dubcli.console import console
-from dubcli.train import distributed as D
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+    from torch import Tensor
 
 
 class LossWindow:
@@ -29,9 +30,11 @@ class LossWindow:
         self.gnorm = 0.0
 
     def add(self, total: Tensor, parts: dict[str, Any], gnorm: Tensor, tokens: int, items: int):
+        import torch
+
         vals = {"loss": total.detach().float()}
         for k, v in parts.items():
-            vals[k] = v.detach().float() if isinstance(v, Tensor) else torch.tensor(float(v))
+            vals[k] = v.detach().float() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
         for k, v in vals.items():
             self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
         self.gnorm += float(gnorm)
@@ -41,6 +44,10 @@ class LossWindow:
 
     def flush(self, step: int, lr: float, seconds: float, epoch: int) -> dict[str, Any]:
         """A metrics record averaged over the window and the ranks; then reset. Collective."""
+        import torch
+
+        from dubcli.train import distributed as D
+
         names = sorted(self.sums)
         stacked = torch.stack([self.sums[k].to(torch.float64).cpu() for k in names])
         counts = torch.tensor([float(self.n), float(self.tokens), float(self.items)])
@@ -57,29 +64,39 @@ class LossWindow:
         return rec
 
 
+def rich_progress(
+    label: str = "{task.description}", *, info: bool = False, enabled: bool = True
+) -> Progress:
+    """A rich Progress on the stderr console: label, bar, m/n, [the task's `info` field],
+    elapsed, remaining. Not started; `enabled=False` shows nothing."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    extra = [TextColumn("{task.fields[info]}")] if info else []
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra,
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console(),
+        transient=False,
+        disable=not enabled,
+    )
+
+
 class ProgressBar:
     """A rich bar on stderr: step m/n, the latest train / valid loss, lr, elapsed, remaining."""
 
     def __init__(self, total: int, start: int, title: str = "train"):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.p = Progress(
-            TextColumn(title),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console(),
-            transient=False,
-        )
+        self.p = rich_progress(title, info=True)
         self.p.start()
         self.task = self.p.add_task(title, total=total, completed=start, info="")
 

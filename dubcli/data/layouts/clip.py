@@ -1,4 +1,5 @@
-"""One real video clip + its transcript -> `Extracted` (shared by the pairs, grid, chem layouts).
+"""One real video clip + its transcript -> `Extracted` (shared by the pairs, grid, chem layouts),
+and `FolderLayout`, the base of the layouts that read a folder of videos (pairs, grid).
 
 Dimensions: nv video frames (25 fps), n = nv * 640 samples (16 kHz), nt phonemes.
 
@@ -20,10 +21,22 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from dubcli.data.layouts import MIN_FACE_RATE, Extracted, ItemFailed, fit_length, quantize
+from dubcli.data.layouts import (
+    MIN_FACE_RATE,
+    Context,
+    Extracted,
+    Item,
+    ItemFailed,
+    Layout,
+    fit_length,
+    hash_split,
+    quantize,
+)
+from dubcli.errors import InputError
 from dubcli.text.phonemes import SILENCE, WORD_BOUNDARY, PhonemeSequence
 from dubcli.timing import SAMPLE_RATE, TOKEN_RATE, VIDEO_FPS
 
@@ -46,6 +59,47 @@ class _TimedIter:
             return next(self._it)
         finally:
             self.seconds += time.perf_counter() - t
+
+
+class FolderLayout(Layout):
+    """DATA is a folder of videos; item.data holds "video" and optionally "audio" (a separate
+    file of the same clip), "start" and "end" (seconds). Subclasses set `needs` and `reads`
+    (what DATA must be, as the error messages say it) and implement items and clip_inputs."""
+
+    needs = "a folder"  # "the <name> layout needs DATA: <needs>"
+    reads = "a folder"  # "<DATA>: not a folder (the <name> layout reads <reads>)"
+
+    def __init__(self, data: Any, *, n: int | None = None, seed: int = 0):
+        if data is None:
+            raise InputError(f"the {self.name} layout needs DATA: {self.needs}")
+        self.root = Path(data)
+        if not self.root.is_dir():
+            raise InputError(
+                f"{self.root}: not a folder (the {self.name} layout reads {self.reads})"
+            )
+        self.n, self.seed = n, int(seed)
+
+    def item(self, uid: str, speaker: str, data: dict[str, Any], split: str | None = None) -> Item:
+        """An item; without `split`, the seeded hash of its id assigns one."""
+        return Item(uid, split or hash_split(uid, self.seed), speaker, data)
+
+    def first_n(self, items: list[Item]) -> list[Item]:
+        """The first --n items (all without it)."""
+        return items[: self.n] if self.n is not None else items
+
+    def audio(self, item: Item) -> np.ndarray:
+        from dubcli.media import decode_audio
+
+        d = item.data
+        return decode_audio(d.get("audio") or d["video"], start=d.get("start"), end=d.get("end"))
+
+    def extract(self, item: Item, ctx: Context) -> Extracted:
+        return extract_clip(Path(item.data["video"]), name=item.id, **self.clip_inputs(item))
+
+    def clip_inputs(self, item: Item) -> dict[str, Any]:
+        """extract_clip's keyword arguments for the item (text, and phonemes, start, end, audio,
+        word_times, source as the layout has them)."""
+        raise NotImplementedError
 
 
 def extract_clip(

@@ -28,19 +28,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from dubcli.console import get_logger
-from dubcli.data.layouts import (
-    VIDEO_EXTS,
-    Context,
-    Extracted,
-    Item,
-    ItemFailed,
-    Layout,
-    hash_split,
-    safe_id,
-)
+from dubcli.data.layouts import VIDEO_EXTS, Item, ItemFailed, safe_id
+from dubcli.data.layouts.clip import FolderLayout
 from dubcli.errors import InputError
 from dubcli.text.phonemes import SILENCE, WORD_BOUNDARY, PhonemeSequence, WordSpan
 
@@ -100,16 +90,10 @@ def grid_phonemes(entries: list[tuple[float, float, str]]) -> tuple[PhonemeSeque
     return PhonemeSequence(tuple(symbols), tuple(words)), times
 
 
-class GridLayout(Layout):
+class GridLayout(FolderLayout):
     name = "grid"
-
-    def __init__(self, data: Any, *, n: int | None = None, seed: int = 0):
-        if data is None:
-            raise InputError("the grid layout needs DATA: the GRID folder (s1/ ... + alignments)")
-        self.root = Path(data)
-        if not self.root.is_dir():
-            raise InputError(f"{self.root}: not a folder (the grid layout reads the GRID folder)")
-        self.n, self.seed = n, int(seed)
+    needs = "the GRID folder (s1/ ... + alignments)"
+    reads = "the GRID folder"
 
     def _speaker_dirs(self) -> list[Path]:
         dirs = []
@@ -141,34 +125,24 @@ class GridLayout(Layout):
                 data = {"video": str(video), "align": str(align)}
                 if wav is not None:
                     data["audio"] = str(wav)
-                items.append(Item(uid, hash_split(uid, self.seed), spk, data))
+                items.append(self.item(uid, spk, data))
         if missing:
             log.warning("%s: %d GRID video(s) without an .align file skipped", r, missing)
         if not items:
             raise InputError(
                 f"{r}: no GRID videos with alignments (expected s1/*.mpg and align/*.align)"
             )
-        return items[: self.n] if self.n is not None else items
+        return self.first_n(items)
 
-    def audio(self, item: Item) -> np.ndarray:
-        from dubcli.media import decode_audio
-
-        return decode_audio(item.data.get("audio") or item.data["video"])
-
-    def extract(self, item: Item, ctx: Context) -> Extracted:
-        from dubcli.data.layouts.clip import extract_clip
-
+    def clip_inputs(self, item: Item) -> dict[str, Any]:
         d = item.data
         entries = read_align(Path(d["align"]))
         seq, times = grid_phonemes(entries)
-        text = " ".join(w.text for w in seq.words)
         audio = Path(d["audio"]) if "audio" in d else None
-        return extract_clip(
-            Path(d["video"]),
-            name=item.id,
-            text=text,
-            phonemes=seq,
-            audio=audio,
-            word_times=times,
-            source={"align": d["align"], **({"audio": d["audio"]} if audio else {})},
-        )
+        return {
+            "text": " ".join(w.text for w in seq.words),
+            "phonemes": seq,
+            "audio": audio,
+            "word_times": times,
+            "source": {"align": d["align"], **({"audio": d["audio"]} if audio else {})},
+        }

@@ -21,19 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from dubcli.console import get_logger
-from dubcli.data.layouts import (
-    VIDEO_EXTS,
-    Context,
-    Extracted,
-    Item,
-    ItemFailed,
-    Layout,
-    hash_split,
-    safe_id,
-)
+from dubcli.data.layouts import VIDEO_EXTS, Item, ItemFailed, safe_id
+from dubcli.data.layouts.clip import FolderLayout
 from dubcli.data.manifest import SPLITS
 from dubcli.errors import InputError
 
@@ -78,8 +68,9 @@ def read_text_file(path: Path) -> str:
     return text
 
 
-class PairsLayout(Layout):
+class PairsLayout(FolderLayout):
     name = "pairs"
+    needs = "a folder of videos with transcripts"
 
     def __init__(
         self,
@@ -90,14 +81,10 @@ class PairsLayout(Layout):
         speaker: str | None = None,
         splits: str = "auto",
     ):
-        if data is None:
-            raise InputError("the pairs layout needs DATA: a folder of videos with transcripts")
-        self.root = Path(data)
-        if not self.root.is_dir():
-            raise InputError(f"{self.root}: not a folder (the pairs layout reads a folder)")
+        super().__init__(data, n=n, seed=seed)
         if splits not in SPLIT_MODES:
             raise InputError(f"--splits {splits!r}: expected one of {', '.join(SPLIT_MODES)}")
-        self.n, self.seed, self.speaker, self.splits = n, int(seed), speaker, splits
+        self.speaker, self.splits = speaker, splits
 
     def describe(self) -> dict[str, Any]:
         return {"speaker": self.speaker, "splits": self.splits}
@@ -144,9 +131,7 @@ class PairsLayout(Layout):
             data = {"video": str(video), "text_file": str(text_file)}
             for uid, spk, extra in self._clips(base, text_file, data):
                 speaker = fixed or spk or folder
-                items.append(
-                    Item(uid, split or hash_split(uid, self.seed), speaker, {**data, **extra})
-                )
+                items.append(self.item(uid, speaker, {**data, **extra}, split))
         if missing:
             log.warning(
                 "%s: %d video(s) without a same-stem transcript skipped", self.root, missing
@@ -155,7 +140,7 @@ class PairsLayout(Layout):
             raise InputError(
                 f"{self.root}: no videos with a same-stem transcript ({', '.join(TEXT_EXTS)})"
             )
-        return items[: self.n] if self.n is not None else items
+        return self.first_n(items)
 
     def _clips(self, base: str, text_file: Path, data: dict):
         """(id, speaker or None, payload) per utterance of one transcript."""
@@ -182,21 +167,11 @@ class PairsLayout(Layout):
             return item.data["text"]
         return read_text_file(Path(item.data["text_file"]))
 
-    def audio(self, item: Item) -> np.ndarray:
-        from dubcli.media import decode_audio
-
+    def clip_inputs(self, item: Item) -> dict[str, Any]:
         d = item.data
-        return decode_audio(d["video"], start=d.get("start"), end=d.get("end"))
-
-    def extract(self, item: Item, ctx: Context) -> Extracted:
-        from dubcli.data.layouts.clip import extract_clip
-
-        d = item.data
-        return extract_clip(
-            Path(d["video"]),
-            name=item.id,
-            text=self._text(item),
-            start=d.get("start"),
-            end=d.get("end"),
-            source={"text": d["text_file"]},
-        )
+        return {
+            "text": self._text(item),
+            "start": d.get("start"),
+            "end": d.get("end"),
+            "source": {"text": d["text_file"]},
+        }
