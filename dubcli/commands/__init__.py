@@ -3,7 +3,7 @@ the command function so `dubcli --help` stays fast. cli.py registers the modules
 
 from __future__ import annotations
 
-COMMAND_MODULES: list[str] = ["dub", "prepare", "train"]
+COMMAND_MODULES: list[str] = ["dub", "eval", "prepare", "train"]
 
 
 def register_all(app) -> None:

@@ -1,0 +1,87 @@
+"""`dubcli eval`: score a checkpoint (or generated audio) on a prepared split (paper section 4).
+
+Thin on purpose: validate the options, call dubcli.eval.runner.evaluate, print the table on
+stderr and --json on stdout. Exit codes: the DubcliError's for the run as a whole; 8
+(PartialFailure) when some utterances could not be evaluated (all are listed in results.json).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def eval_command(
+    checkpoint: str = typer.Option(
+        None, "--checkpoint", help="NAME | PATH | hf://org/repo/file (not needed with --audio-dir)."
+    ),
+    split: str = typer.Option(
+        ..., "--split", help="A prepared split: DIR/test, DIR, or a manifest .jsonl."
+    ),
+    setting: int = typer.Option(
+        1, "--setting", help="1: own audio as reference; 2: same speaker; 3: unseen speaker."
+    ),
+    nfe: int = typer.Option(8, "--nfe", min=1, max=128, help="Flow-matching steps."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Only the first K utterances."),
+    audio_dir: Path = typer.Option(
+        None, "--audio-dir", help="Score <id>.wav files from here instead of generating."
+    ),
+    compare: bool = typer.Option(
+        False, "--compare", help="Also ground truth, the codec ceiling and the baseline engine."
+    ),
+    plots: bool = typer.Option(
+        False, "--plots", help="Attention maps, mel spectrograms and an index.html."
+    ),
+    syncnet: str = typer.Option(
+        None, "--syncnet", help="SyncNet weights (PATH | hf://...) for LSE-C / LSE-D."
+    ),
+    pairs: Path = typer.Option(
+        None, "--pairs", help="Test list: 'utt_id ref_id' per line (GRID / Chem protocols)."
+    ),
+    metrics: str = typer.Option(
+        None, "--metrics", help="Comma list of lse,sync,boundary,wer,secs,mos (default: all)."
+    ),
+    output_dir: Path = typer.Option(..., "--output-dir", "-o", help="Output folder."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    seed: int = typer.Option(0, "--seed", help="Seed (utterance k uses seed + k)."),
+    offline: bool = typer.Option(False, "--offline", help="Never touch the network."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON summary on stdout."),
+) -> None:
+    """Evaluate dubbing: lip sync, WER, speaker similarity, DNSMOS and RTF per system."""
+    from dubcli.cli import state
+    from dubcli.commands.dub import _progress_bar
+    from dubcli.errors import PartialFailure
+    from dubcli.eval.report import print_table
+    from dubcli.eval.runner import evaluate
+
+    if setting not in (1, 2, 3):
+        raise typer.BadParameter(f"{setting} is not 1, 2 or 3", param_hint="--setting")
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise typer.BadParameter(f"{device!r} is not one of auto, cpu, cuda", param_hint="--device")
+    if checkpoint is None and audio_dir is None:
+        raise typer.BadParameter("give --checkpoint or --audio-dir", param_hint="--checkpoint")
+    bar, update, _ = _progress_bar(state.verbosity >= 0)
+    with bar:
+        result = evaluate(checkpoint, split, setting=setting, nfe=nfe, limit=limit,
+                          audio_dir=audio_dir, compare=compare, plots=plots, out_dir=output_dir,
+                          seed=seed, device=device, progress=update, syncnet=syncnet,
+                          pairs=pairs, metrics=metrics, offline=offline)  # fmt: skip
+    if state.verbosity >= 0:
+        print_table(result)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False, default=str) + "\n")
+        sys.stdout.flush()
+    if result.failures:
+        raise PartialFailure(
+            f"{len(result.failures)} utterance/system item(s) could not be evaluated; listed in "
+            f"{result.files.get('json')}"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)

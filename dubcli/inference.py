@@ -1,0 +1,399 @@
+"""Inference with a trained DiFlowDubber: reference voice -> prompt, (text, lips, face) -> speech.
+
+Dimensions: nt phonemes, nv video frames (25 fps), n speech tokens (80/s, n = tokens_for_frames
+(nv) for a dub), np prompt tokens, D speaker width, Dl / Df lip / face widths, s samples (16 kHz).
+
+    dubber = Dubber.load("model.safetensors", device="auto")   # hub name | path | hf://
+    prompt = dubber.reference(voice_wav)                         # codec tokens of the voice
+    out = dubber.dub(phonemes, lip, face, prompt, nfe=8, seed=0) # out.wav: exactly nv/25 s
+
+Choices made here (paper section in brackets):
+- Features go to the model exactly as training saw them: prepare stores the extractor's lip/face
+  geometry (vision/features.py, canonical cm, order 1) as float16 and the dataset feeds them raw,
+  with no normalization statistics; the checkpoint carries the features version, which
+  load_inference_model checks. So dub() only casts to float32 and checks shapes and NaNs.
+- Phonemes get a <sil> at both ends when they lack one: every prepared dataset spells them so
+  (data/layouts "phoneme_edges": "sil"), while the g2p frontend does not.
+- The reference prompt [3.3, B.2.1 "Contextual Modeling"]: the whole reference (its cleanest
+  MAX_REFERENCE_S when longer) is encoded once; the speaker embedding comes from that segment and
+  the prompt tokens from its cleanest PROMPT_S window (most tokens within 35 dB of the loudest,
+  no clipping), the length the training references were cut to (data/dataset.py: <= 5 s).
+- Length: the video fixes the token count [3.4]; the codec gives n * 200 samples, and the waveform
+  is padded/cropped to nv * 640 (they differ only when nv is not a multiple of 5).
+- Text-only timing (`tts`, a cue with no face): a stage-1 checkpoint uses its duration predictor
+  (DiFlowTTS.generate). A stage-2 checkpoint's duration path was replaced by the Synchronizer
+  (3.4.3), but CCTA keeps the stage-1 duration predictor, frozen: its durations, scaled to the
+  wanted length, drive a synthetic talking face (vision/face_motion.py, SynthDub's face
+  generator) whose lip/face features go through the normal dub path. Zero/still features (the
+  alternative) give the Synchronizer nothing to align to, so the timing would be arbitrary; the
+  synthetic face makes it follow the predicted durations with inputs like the training data's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dubcli.console import get_logger
+from dubcli.errors import CheckpointError, InputError
+from dubcli.text.phonemes import SILENCE, SYMBOL_TO_ID, PhonemeSequence, decode, encode
+from dubcli.timing import HOP, SAMPLE_RATE, TOKEN_RATE, VIDEO_FPS, tokens_for_frames
+
+log = get_logger(__name__)
+
+PROMPT_S = 4.0  # prompt window cut from the reference (training references: <= 5 s)
+MAX_REFERENCE_S = 12.0  # longer references: only their cleanest 12 s are analysed
+MIN_REFERENCE_S = 0.5  # below this there is no voice to copy
+ACTIVE_BELOW_PEAK_DB = 35.0  # a token frame is speech when within this of the loudest frame
+SILENT_DBFS = -60.0  # ... and above this absolute level
+CLIP_LEVEL = 0.999  # samples at/above this count as clipped
+SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS  # 640
+
+
+@dataclass(frozen=True, eq=False)
+class Prompt:
+    """A reference voice as the model consumes it."""
+
+    prosody: np.ndarray  # (1, np) int64 prompt prosody tokens
+    acoustic: np.ndarray  # (3, np) int64 prompt acoustic tokens
+    speaker: np.ndarray  # (D,) float32 speaker embedding (codec decode restores the voice)
+    start_s: float  # where the prompt window starts in the reference, seconds
+    seconds: float  # prompt length, seconds (np / 80)
+    reference_s: float  # length of the reference given, seconds
+
+
+@dataclass(frozen=True, eq=False)
+class DubOutput:
+    wav: np.ndarray  # (nv * 640,) float32 at 16 kHz (tts without a length: n * 200)
+    tokens: Any  # CodecTokens of the generated speech (n tokens, the prompt's speaker)
+    phonemes: tuple[str, ...]  # (nt,) the symbols the model got (with the <sil> edges)
+    durations: np.ndarray  # (nt,) int64 tokens per phoneme
+    durations_frames: np.ndarray | None  # (nt,) int64 video frames per phoneme (stage 2)
+    attn_video: np.ndarray | None  # (nv, nt) float32 lip->phoneme attention (stage 2)
+    attn_speech: np.ndarray | None  # (n, nt) float32 speech->phoneme attention (stage 2)
+    seconds_model: float  # wall time of the model's generate (GPU synchronized)
+    seconds_decode: float  # wall time of the codec's decode
+    text_only: bool = False  # timing came from text (no face), see the module doc
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.tokens.n_tokens)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.wav) / SAMPLE_RATE
+
+
+def resolve_device(spec: str):
+    """auto | cpu | cuda | cuda:N -> torch.device; cuda without CUDA is a DependencyError."""
+    from dubcli.train.distributed import resolve_device as resolve
+
+    return resolve(str(spec or "auto"))
+
+
+def phoneme_symbols(phonemes: Any) -> tuple[str, ...]:
+    """PhonemeSequence | symbols | ids -> symbols with a <sil> at both ends (see module doc)."""
+    if isinstance(phonemes, PhonemeSequence):
+        symbols = list(phonemes.symbols)
+    else:
+        seq = list(np.asarray(phonemes).tolist()) if not isinstance(phonemes, str) else None
+        if seq is None:
+            raise InputError(f"phonemes: expected symbols or ids, got the string {phonemes!r}")
+        try:
+            symbols = decode(seq) if seq and isinstance(seq[0], int) else [str(s) for s in seq]
+        except ValueError as exc:
+            raise InputError(f"phonemes: {exc}") from None
+    bad = [s for s in symbols if s not in SYMBOL_TO_ID or s in ("<pad>", "<blank>")]
+    if bad:
+        raise InputError(f"phonemes: symbols outside the model's vocabulary: {bad[:5]}")
+    if not [s for s in symbols if not s.startswith("<")]:
+        raise InputError("phonemes: nothing to say (no spoken phoneme)")
+    if symbols[0] != SILENCE:
+        symbols.insert(0, SILENCE)
+    if symbols[-1] != SILENCE:
+        symbols.append(SILENCE)
+    return tuple(symbols)
+
+
+def token_levels(wav: np.ndarray) -> np.ndarray:
+    """(s,) -> (s // 200,) RMS level in dBFS of each token frame."""
+    n = len(wav) // HOP
+    x = np.asarray(wav[: n * HOP], np.float64).reshape(n, HOP)
+    return 10 * np.log10(np.mean(x * x, axis=1) + 1e-12)
+
+
+def cleanest_window(wav: np.ndarray, n: int) -> int:
+    """Start token of the n-token window with the most speech frames and no clipping (ties:
+    the earliest). wav (s,) 16 kHz; n >= the audio's tokens gives 0."""
+    levels = token_levels(wav)
+    total = len(levels)
+    if n >= total:
+        return 0
+    active = (levels >= levels.max() - ACTIVE_BELOW_PEAK_DB) & (levels >= SILENT_DBFS)
+    clipped = np.abs(np.asarray(wav[: total * HOP])).reshape(total, HOP).max(axis=1) >= CLIP_LEVEL
+    score = active.astype(np.float64) - 4.0 * clipped
+    sums = np.concatenate([[0.0], np.cumsum(score)])
+    return int(np.argmax(sums[n:] - sums[:-n]))
+
+
+class Dubber:
+    """A loaded inference checkpoint: model (DiFlowDubber or DiFlowTTS), codec and metadata."""
+
+    def __init__(self, model, codec, metadata: dict[str, Any], *, device, source: str = "",
+                 path: Path | None = None, sha256: str | None = None):  # fmt: skip
+        self.model, self.codec, self.metadata = model, codec, metadata
+        self.device, self.source, self.path, self._sha256 = device, source, path, sha256
+        self.cfg = model.cfg
+        if getattr(model, "teacher", None) is not None:
+            model.teacher = None  # the stage-2 distillation target: training only, not exported
+        self._face = None  # FaceMotion for text-only timing, built on first use
+
+    @classmethod
+    def load(
+        cls, checkpoint_spec: str | os.PathLike | None, *, offline: bool = False,
+        device: str = "auto",
+    ) -> Dubber:  # fmt: skip
+        """NAME | PATH | hf://org/repo[@rev]/file (None: the registry default) -> Dubber."""
+        from dubcli.hub import resolve_checkpoint
+        from dubcli.train.export import load_inference_model
+
+        dev = resolve_device(device)
+        spec = None if checkpoint_spec is None else str(checkpoint_spec)
+        resolved = resolve_checkpoint(spec, offline=offline)
+        model, meta, codec = load_inference_model(resolved.path, device=dev)
+        if codec.vocab != model.cfg.vocab or codec.speaker_dim != model.cfg.speaker_dim:
+            raise CheckpointError(
+                f"{resolved.path}: the codec ({codec.vocab} codes, speaker {codec.speaker_dim}) "
+                f"does not match the model ({model.cfg.vocab}, {model.cfg.speaker_dim})"
+            )
+        log.debug("loaded %s (%s, stage %s) on %s", resolved.path, model.cfg.name,
+                  meta.get("stage"), dev)  # fmt: skip
+        return cls(model, codec, meta, device=dev, source=resolved.source, path=resolved.path,
+                   sha256=resolved.sha256)  # fmt: skip
+
+    # -- facts ---------------------------------------------------------------------------------
+
+    @property
+    def stage(self) -> str:
+        """ "dub" (DiFlowDubber: lips and face) or "tts" (DiFlowTTS: text only)."""
+        return str(self.metadata.get("stage", "dub"))
+
+    @property
+    def n_params(self) -> int:
+        from dubcli.model.dubber import n_params
+
+        return n_params(self.model)
+
+    @property
+    def sha256(self) -> str:
+        if self._sha256 is None and self.path is not None:
+            from dubcli.hub import sha256_file
+
+            self._sha256 = sha256_file(self.path)
+        return self._sha256 or ""
+
+    def describe(self) -> dict[str, Any]:
+        """What a report needs to say which model produced its numbers."""
+        from dubcli.eval.rtf import device_name
+
+        return {
+            "checkpoint": self.source or (str(self.path) if self.path else None),
+            "sha256": self.sha256 or None,
+            "stage": self.stage,
+            "config": self.cfg.name,
+            "step": self.metadata.get("step"),
+            "params": self.n_params,
+            "device": device_name(self.device),
+            "codec": f"{self.codec.name} ({self.codec.version}, {self.codec.vocab} codes)",
+        }
+
+    # -- reference -----------------------------------------------------------------------------
+
+    def reference(self, wav: np.ndarray, *, prompt_s: float = PROMPT_S, name: str = "reference"):
+        """(s,) 16 kHz mono reference voice -> Prompt (see the module doc for the window)."""
+        x = np.asarray(wav, dtype=np.float64)
+        if x.ndim != 1 or not np.all(np.isfinite(x)):
+            raise InputError(f"{name}: expected finite mono 16 kHz audio, got shape {x.shape}")
+        if len(x) < MIN_REFERENCE_S * SAMPLE_RATE or token_levels(x).max() < SILENT_DBFS:
+            raise InputError(f"{name}: silent, or shorter than {MIN_REFERENCE_S} s: no voice to "
+                             "copy")  # fmt: skip
+        cap = int(MAX_REFERENCE_S * TOKEN_RATE)
+        seg0 = cleanest_window(x, cap)  # 0 when the reference is shorter than the cap
+        seg = x[seg0 * HOP : (seg0 + cap) * HOP]
+        tokens = self.codec.encode(seg)
+        n = max(1, min(tokens.n_tokens, int(round(prompt_s * TOKEN_RATE))))
+        start = cleanest_window(seg, n)
+        cut = tokens.slice(start, start + n)
+        return Prompt(
+            prosody=np.asarray(cut.prosody, np.int64),
+            acoustic=np.asarray(cut.acoustic, np.int64),
+            speaker=np.asarray(tokens.speaker, np.float32),
+            start_s=(seg0 + start) / TOKEN_RATE,
+            seconds=n / TOKEN_RATE,
+            reference_s=len(x) / SAMPLE_RATE,
+        )
+
+    # -- generation ----------------------------------------------------------------------------
+
+    def dub(self, phonemes, lip: np.ndarray, face: np.ndarray, prompt: Prompt, *, nfe: int = 8,
+            temperature: float = 1.0, seed: int | None = 0) -> DubOutput:  # fmt: skip
+        """phonemes (nt,), lip (nv, Dl), face (nv, Df), prompt -> speech of exactly nv / 25 s."""
+        symbols = phoneme_symbols(phonemes)
+        lip, face = (
+            self._video(lip, "lip", self.cfg.lip_dim),
+            self._video(face, "face", self.cfg.face_dim),
+        )
+        nv = lip.shape[0]
+        if face.shape[0] != nv:
+            raise InputError(f"lip features have {nv} frames but face features {face.shape[0]}")
+        if self.stage != "dub":  # a stage-1 checkpoint: text timing, the video's length
+            out = self.tts(symbols, prompt, tokens_for_frames(nv), nfe=nfe,
+                           temperature=temperature, seed=seed)  # fmt: skip
+            return dataclasses.replace(out, wav=_fit(out.wav, nv * SAMPLES_PER_FRAME))
+        return self._dub(symbols, lip, face, prompt, nfe, temperature, seed, text_only=False)
+
+    def tts(self, phonemes, prompt: Prompt, n_tokens: int | None = None, *, nfe: int = 8,
+            temperature: float = 1.0, seed: int | None = 0) -> DubOutput:  # fmt: skip
+        """Text-only timing (no face): n_tokens (None: the predicted length) -> n_tokens * 200
+        samples. See the module doc for how each stage times the text."""
+        symbols = phoneme_symbols(phonemes)
+        if n_tokens is not None and int(n_tokens) < 1:
+            raise InputError(f"tts: n_tokens must be >= 1, got {n_tokens}")
+        if self.stage == "dub":
+            return self._tts_dub(symbols, prompt, n_tokens, nfe, temperature, seed)
+        import torch
+
+        from dubcli.eval.rtf import Timer
+
+        ph = torch.tensor(encode(symbols), dtype=torch.long)
+        with Timer(self._sync()) as t:
+            g = self.model.generate(ph, *self._prompt(prompt), nfe=nfe, temperature=temperature,
+                                    seed=seed, n_tokens=n_tokens)  # fmt: skip
+        wav, tokens, dt = self._decode(g, prompt)
+        return DubOutput(wav, tokens, symbols, _np(g.durations[0]).astype(np.int64), None, None,
+                         None, t.seconds, dt, text_only=True)  # fmt: skip
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _dub(self, symbols, lip, face, prompt, nfe, temperature, seed, *, text_only: bool):
+        import torch
+
+        from dubcli.eval.rtf import Timer
+
+        ph = torch.tensor(encode(symbols), dtype=torch.long)
+        nv = lip.shape[0]
+        with Timer(self._sync()) as t:
+            g = self.model.generate(ph, torch.from_numpy(lip), torch.from_numpy(face),
+                                    *self._prompt(prompt), nfe=nfe, temperature=temperature,
+                                    seed=seed)  # fmt: skip
+        wav, tokens, dt = self._decode(g, prompt)
+        assert tokens.n_tokens == tokens_for_frames(nv), (tokens.n_tokens, nv)
+        return DubOutput(
+            wav=_fit(wav, nv * SAMPLES_PER_FRAME),
+            tokens=tokens,
+            phonemes=symbols,
+            durations=_np(g.durations[0]).astype(np.int64),
+            durations_frames=_np(g.durations_frames[0]).astype(np.int64),
+            attn_video=_np(g.attn_video[0]).astype(np.float32),
+            attn_speech=_np(g.attn_speech[0, : tokens.n_tokens]).astype(np.float32),
+            seconds_model=t.seconds,
+            seconds_decode=dt,
+            text_only=text_only,
+        )
+
+    def _tts_dub(self, symbols, prompt, n_tokens, nfe, temperature, seed) -> DubOutput:
+        """Stage 2 without a face: frozen stage-1 durations -> synthetic face -> dub path."""
+        import torch
+
+        from dubcli.model.content import durations_from_log
+        from dubcli.vision.features import visual_features
+
+        content = self.model.ccta.content
+        ph = torch.tensor([encode(symbols)], dtype=torch.long, device=self.device)
+        mask = torch.ones_like(ph, dtype=torch.bool)
+        with torch.no_grad():
+            was = content.training
+            content.eval()
+            log_dur = content.duration(content.encode(ph, mask), mask)
+            content.train(was)
+        want = None if n_tokens is None else int(n_tokens)
+        dur = _np(durations_from_log(log_dur, mask, want)[0]).astype(np.int64)
+        n = int(dur.sum()) if want is None else want
+        nv = next(k for k in range(max(1, n * 5 // 16), n + 2) if tokens_for_frames(k) >= n)
+        bounds = np.concatenate([[0], np.cumsum(dur)]) / TOKEN_RATE
+        timeline = [(s, float(a), float(b)) for s, a, b in zip(symbols, bounds[:-1], bounds[1:],
+                                                                strict=True)]  # fmt: skip
+        traj = self._face_motion().generate(timeline, seed=int(seed or 0), n_frames=nv)
+        feats = visual_features(traj.points)
+        out = self._dub(symbols, feats.lip, feats.face, prompt, nfe, temperature, seed,
+                        text_only=True)  # fmt: skip
+        tokens = out.tokens.slice(0, n)
+        return DubOutput(_fit(out.wav, n * HOP), tokens, symbols, out.durations,
+                         out.durations_frames, out.attn_video, out.attn_speech,
+                         out.seconds_model, out.seconds_decode, text_only=True)  # fmt: skip
+
+    def _face_motion(self):
+        if self._face is None:
+            from dubcli.vision.face_motion import FaceMotion
+
+            self._face = FaceMotion()
+        return self._face
+
+    def _video(self, x: np.ndarray, what: str, dim: int) -> np.ndarray:
+        arr = np.asarray(x, dtype=np.float32)
+        if arr.ndim != 2 or arr.shape[1] != dim or arr.shape[0] < 1:
+            raise InputError(f"{what} features: expected (nv, {dim}), got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"{what} features contain NaN or infinite values")
+        return np.ascontiguousarray(arr)
+
+    def _prompt(self, prompt: Prompt):
+        import torch
+
+        if not isinstance(prompt, Prompt):
+            raise InputError(f"expected a Prompt from Dubber.reference, got {type(prompt)}")
+        if np.shape(prompt.speaker) != (self.cfg.speaker_dim,):
+            raise InputError(
+                f"prompt speaker embedding has shape {np.shape(prompt.speaker)}, this model "
+                f"needs ({self.cfg.speaker_dim},): was it made by another checkpoint's codec?"
+            )
+        p, a = torch.from_numpy(prompt.prosody), torch.from_numpy(prompt.acoustic)
+        return p, a, torch.from_numpy(np.asarray(prompt.speaker, np.float32))
+
+    def _decode(self, g, prompt: Prompt):
+        from dubcli.audio.codec.base import CodecTokens
+        from dubcli.eval.rtf import Timer
+
+        n = int(g.lengths[0])
+        tokens = CodecTokens(
+            _np(g.prosody[0, :, :n]).astype(np.int64),
+            _np(g.content[0, :, :n]).astype(np.int64),
+            _np(g.acoustic[0, :, :n]).astype(np.int64),
+            np.asarray(prompt.speaker, np.float32),
+        )
+        with Timer() as t:
+            wav = self.codec.decode(tokens)
+        return _fit(np.asarray(wav, np.float32), n * HOP), tokens, t.seconds
+
+    def _sync(self):
+        import torch
+
+        if self.device.type == "cuda":
+            return torch.cuda.synchronize
+        return None
+
+
+def _np(t) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def _fit(wav: np.ndarray, n: int) -> np.ndarray:
+    wav = np.asarray(wav, np.float32).reshape(-1)
+    if len(wav) >= n:
+        return wav[:n]
+    return np.concatenate([wav, np.zeros(n - len(wav), np.float32)])
