@@ -250,6 +250,9 @@ def test_summary_pools_wer_and_rtf():
     assert s["rtf"]["gen"] == pytest.approx(1.0) and s["rtf"]["e2e"] == pytest.approx(2.0)
     assert s["metrics"]["secs"] == {"mean": pytest.approx(0.6), "n": 2}
     assert s["failed"] == 1 and s["metric_errors"] == {"sync": 1} and s["utterances"] == 2
+    from dubcli.eval.report import _partial
+
+    assert not _partial(s, "secs") and _partial(s, "av_offset")  # n 2 of 2; 0 of 2 ("*")
 
 
 def test_dub_sync_estimate_is_the_eval_metric():

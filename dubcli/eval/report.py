@@ -100,6 +100,18 @@ def cell(summary: dict[str, Any], key: str) -> float | None:
     return (summary["metrics"].get(key) or {}).get("mean")
 
 
+def _partial(summary: dict[str, Any], key: str) -> bool:
+    """True when a mean covers fewer utterances than the system produced audio for."""
+    if key.startswith("rtf_"):
+        return False
+    n = (summary.get("wer") or {}).get("n", 0) if key == "wer" else summary["metrics"][key]["n"]
+    return n < summary["utterances"]
+
+
+PARTIAL_NOTE = ("* mean over fewer utterances than were dubbed: the metric failed on the others "
+                "(metric_errors in results.json)")  # fmt: skip
+
+
 def table_rows(result) -> list[list[str]]:
     """[system label, one string per COLUMNS entry, 'ok/all'] per system."""
     rows = []
@@ -107,8 +119,8 @@ def table_rows(result) -> list[list[str]]:
         s = result.summary[system]
         vals = [cell(s, key) for _, key, _ in COLUMNS]
         texts = [
-            "n/a" if v is None else fmt.format(v)
-            for (_, _, fmt), v in zip(COLUMNS, vals, strict=True)
+            "n/a" if v is None else fmt.format(v) + ("*" if _partial(s, key) else "")
+            for (_, key, fmt), v in zip(COLUMNS, vals, strict=True)
         ]
         rows.append([s["label"], *texts, f"{s['utterances']}/{result.n_utterances}"])
     return rows
@@ -133,6 +145,8 @@ def print_table(result, console=None) -> None:
         table.add_row(SHORT_LABELS.get(row[0], row[0]), *row[1:])
     con.print(table)
     con.print(setup_line(result), markup=False, highlight=False)
+    if any("*" in c for row in table_rows(result) for c in row[1:]):
+        con.print(PARTIAL_NOTE, markup=False, highlight=False)
     if result.failures:
         con.print(f"{len(result.failures)} failure(s): see {result.files.get('json', 'results')}",
                   markup=False)  # fmt: skip
@@ -212,7 +226,7 @@ def to_html(result, plotted: dict[str, dict[str, str]]) -> str:
         f"<h1>dubcli eval: Setting {result.setting}</h1>",
         f"<p>{e(str(result.config.get('split')))}, {result.n_utterances} utterances; "
         f"{e(setup_line(result))}</p>",
-        f"<table><tr>{head}</tr>{body}</table>",
+        f"<table><tr>{head}</tr>{body}</table><p><small>{e(PARTIAL_NOTE)}</small></p>",
     ]
     if result.failures:
         items = "".join(f"<li>{e(f['id'])} [{e(f['system'])}] {e(f['stage'])}: "
