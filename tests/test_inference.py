@@ -200,15 +200,14 @@ def test_bad_inputs_and_devices(dubber, prompt, ckpts, tmp_path, monkeypatch):
 # --- the diflow engine end to end -------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def talking_clip(tmp_path_factory):
-    """2.4 s of a synthetic talking face, then 1.2 s with no face; espeak-ng speech under it."""
+def make_talking_clip(root):
+    """2.4 s of a synthetic talking face, then 1.2 s with no face; espeak-ng speech under it.
+    Returns (root, video, subtitles, reference voice); cues at 0.2-2.2 s and 2.6-3.4 s."""
     from dubcli.audio.io import save_audio
     from dubcli.dubbing.baseline import espeak_wav
     from dubcli.vision.face_motion import FaceMotion
     from dubcli.vision.render import render_frames
 
-    root = tmp_path_factory.mktemp("clip")
     syll = ["<sil>", "HH", "AH0", "L", "OW1", "DH", "EH1", "R", "M", "AY1", "F", "R", "EH1", "N",
             "D", "<sil>"]  # fmt: skip
     bounds = np.linspace(0.0, 2.4, len(syll) + 1)
@@ -226,7 +225,12 @@ def talking_clip(tmp_path_factory):
     return root, video, subs, ref
 
 
-def _md5_video(path):
+@pytest.fixture(scope="module")
+def talking_clip(tmp_path_factory):
+    return make_talking_clip(tmp_path_factory.mktemp("clip"))
+
+
+def md5_video(path):
     cmd = [media.find_ffmpeg(), "-v", "error", "-i", str(path), "-map", "0:v", "-c", "copy",
            "-f", "md5", "-"]  # fmt: skip
     return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
@@ -251,6 +255,6 @@ def test_diflow_engine_dubs_a_clip(talking_clip, ckpts):
     assert first["face_frames_rate"] > 0.9 and TEXT_ONLY_NOTE not in first["notes"]
     assert second["face_frames_rate"] == 0.0 and TEXT_ONLY_NOTE in second["notes"]
     assert second["audio_samples"] == second["video_frames"] * 640
-    assert _md5_video(res.outputs.video) == _md5_video(video)  # video stream copied untouched
+    assert md5_video(res.outputs.video) == md5_video(video)  # video stream copied untouched
     info = media.probe(res.outputs.video)
     assert info.has_video and len(info.audio_streams) == 1
