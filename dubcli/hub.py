@@ -1,7 +1,8 @@
 """Checkpoint resolution: registry name | local path | hf://org/repo[@rev]/file (DESIGN 2, 9).
 
 `--checkpoint` takes one of three spellings, resolved here to a local .safetensors file:
-  - a name from weights/registry.toml (None means the registry's `default`),
+  - a name from weights/registry.toml, or the file $DUBCLI_REGISTRY names (None means the
+    registry's `default`),
   - a path to a local .safetensors file,
   - hf://org/repo[@revision]/path/in/repo.safetensors[#sha256=<hex>], downloaded with
     huggingface_hub into the standard HF cache.
@@ -32,6 +33,7 @@ from dubcli.errors import CheckpointError
 log = get_logger(__name__)
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "weights" / "registry.toml"
+REGISTRY_ENV = "DUBCLI_REGISTRY"  # another registry file instead of the shipped one
 DEFAULT_ENDPOINT = "https://huggingface.co"
 HF_SCHEME = "hf://"
 # Formats that unpickle on load (arbitrary code execution): refused with a message, never read.
@@ -98,8 +100,14 @@ def sha256_file(path: str | os.PathLike, *, chunk_size: int = 1 << 20) -> str:
 
 def list_registry(registry_path: str | os.PathLike | None = None) -> list[RegistryEntry]:
     """All registry entries in file order (for `dubcli models`)."""
-    _, entries = _load_registry(Path(registry_path or DEFAULT_REGISTRY))
+    _, entries = _load_registry(Path(registry_path or registry_file()))
     return list(entries.values())
+
+
+def registry_file() -> Path:
+    """The registry in use: $DUBCLI_REGISTRY if set, else weights/registry.toml of this checkout."""
+    env = os.environ.get(REGISTRY_ENV)
+    return Path(env) if env else DEFAULT_REGISTRY
 
 
 def parse_hf_spec(spec: str) -> HfSpec:
@@ -189,7 +197,7 @@ def _resolve_local(
 
 
 def _resolve_registry(name: str | None, *, offline: bool, registry_path) -> ResolvedCheckpoint:
-    registry = Path(registry_path or DEFAULT_REGISTRY)
+    registry = Path(registry_path or registry_file())
     default, entries = _load_registry(registry)
     known = ", ".join(entries) or "none"
     if name is None:

@@ -16,6 +16,7 @@ from dubcli.hub import (
     DEFAULT_REGISTRY,
     list_registry,
     parse_hf_spec,
+    registry_file,
     resolve_checkpoint,
     sha256_file,
 )
@@ -361,12 +362,15 @@ def test_registry_without_default_and_malformed(tmp_path):
             list_registry(bad)
 
 
-def test_shipped_registry_is_valid():
-    entries = list_registry()
-    assert DEFAULT_REGISTRY.name == "registry.toml"
-    if not any(e.default for e in entries):  # until the bundled default checkpoint lands
-        with pytest.raises(CheckpointError, match="no default checkpoint is registered yet"):
-            resolve_checkpoint(None)
+def test_registry_from_the_environment(tmp_path, monkeypatch):
+    # conftest.py points DUBCLI_REGISTRY at an empty registry for the whole suite
+    with pytest.raises(CheckpointError, match="empty-registry.toml: no default checkpoint"):
+        resolve_checkpoint(None)
+    other = write_registry(tmp_path / "mine.toml", "# nothing\n")
+    monkeypatch.setenv("DUBCLI_REGISTRY", str(other))
+    assert registry_file() == other and list_registry() == []
+    monkeypatch.delenv("DUBCLI_REGISTRY")
+    assert registry_file() == DEFAULT_REGISTRY and DEFAULT_REGISTRY.name == "registry.toml"
 
 
 # --------------------------------------------------------------------------------- helpers

@@ -92,7 +92,7 @@ def available_engines() -> list[str]:
 
 def choose_engine(name: str | None, checkpoint: str | None) -> tuple[str, str | None]:
     """(engine name, message for the user or None). See module doc for the default rule."""
-    from dubcli.hub import DEFAULT_REGISTRY, list_registry
+    from dubcli.hub import list_registry, registry_file
 
     if name is not None and name not in ENGINES:
         raise InputError(f"unknown engine {name!r} (choose from {', '.join(ENGINES)})")
@@ -104,13 +104,13 @@ def choose_engine(name: str | None, checkpoint: str | None) -> tuple[str, str | 
         has_default = False
     if name == "diflow" and not has_default:
         raise CheckpointError(
-            f"--engine diflow: no default checkpoint is registered yet ({DEFAULT_REGISTRY}); "
+            f"--engine diflow: no default checkpoint is registered yet ({registry_file()}); "
             "pass --checkpoint NAME|PATH|hf://org/repo/file.safetensors"
         )
     if name == "diflow" or (has_default and "diflow" in available_engines()):
         return "diflow", None
     return "baseline", (
-        "no DiFlowDubber checkpoint is registered yet (weights/registry.toml has no default): "
+        f"no DiFlowDubber checkpoint is registered yet ({registry_file()} has no default): "
         "using the baseline engine (espeak-ng + WORLD). Pass --engine diflow --checkpoint "
         "NAME|PATH|hf://... to dub with a model."
     )
