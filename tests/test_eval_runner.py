@@ -132,6 +132,14 @@ def test_csv_html_and_settings_files(compared):
     assert all(f"src='plots/{p}'" in page for p in pngs)
     used = splits.read_settings(out / "settings.json")
     assert used == {1: [(u, u) for u in GRID]}
+    # results.md: the same summary as a Markdown table; LSE (no SyncNet weights) left out
+    md = (out / "results.md").read_text().splitlines()
+    assert md[0].startswith("Setting 1, ") and md[2].startswith("| System | AV off (fr) |")
+    body = [line.split(" | ") for line in md[4 : 4 + len(summary["systems"])]]
+    assert [r[0].strip("| ") for r in body] == [summary["summary"][s]["label"]
+                                                for s in summary["systems"]]  # fmt: skip
+    assert all(len(r) == len(md[2].split(" | ")) for r in body)
+    assert "Not measured (n/a for every system): LSE-C, LSE-D" in "\n".join(md)
 
 
 def test_ground_truth_is_what_prepare_encoded(corpus):

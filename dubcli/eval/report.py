@@ -1,5 +1,6 @@
-"""Eval outputs: the summary per system, the table (rich, on stderr), results.json, results.csv and
-index.html (table, plots, audio players; all paths relative to the output folder).
+"""Eval outputs: the summary per system, the table (rich, on stderr), results.json, results.csv,
+results.md (the table as Markdown, for READMEs and notes) and index.html (table, plots, audio
+players; all paths relative to the output folder).
 
 Columns in the paper's order (Tables 1-4): LSE-C, LSE-D, then our landmark AV offset/confidence
 and phone-boundary error (lip-sync without SyncNet weights), WER (corpus level: errors / words,
@@ -162,14 +163,16 @@ def setup_line(result) -> str:
 
 
 def write_outputs(result, plotted: dict[str, dict[str, str]] | None) -> dict[str, str]:
-    """results.json, results.csv and (with plots) index.html in result.out_dir."""
+    """results.json, results.csv, results.md and (with plots) index.html in result.out_dir."""
     out = result.out_dir
-    files = {"json": str(out / "results.json"), "csv": str(out / "results.csv")}
+    files = {"json": str(out / "results.json"), "csv": str(out / "results.csv"),
+             "md": str(out / "results.md")}  # fmt: skip
     if plotted is not None:
         files["html"] = str(out / "index.html")
     body = {**result.to_json(full=True), "files": files}
     atomic_write_text(out / "results.json", json.dumps(body, indent=1, default=_json) + "\n")
     atomic_write_text(out / "results.csv", to_csv(result))
+    atomic_write_text(out / "results.md", to_markdown(result))
     if plotted is not None:
         atomic_write_text(out / "index.html", to_html(result, plotted))
     return files
@@ -208,6 +211,25 @@ def to_csv(result) -> str:
             row[key] = "" if v is None else (v / 100.0 if key == "wer" else v)
         w.writerow(row)
     return buf.getvalue()
+
+
+def to_markdown(result) -> str:
+    """The summary table as a GitHub Markdown table, with its title, setup line and notes."""
+    rows = table_rows(result)
+    keep = [i for i in range(len(COLUMNS)) if any(r[1 + i] != "n/a" for r in rows)]
+    heads = ["System", *(COLUMNS[i][0] for i in keep), "ok"]
+    lines = [f"Setting {result.config.get('setting', result.setting)}, "
+             f"{result.n_utterances} utterances of {result.config.get('split')}; "
+             f"{setup_line(result)}", "",
+             "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]  # fmt: skip
+    for r in rows:
+        lines.append("| " + " | ".join([r[0], *(r[1 + i] for i in keep), r[-1]]) + " |")
+    dropped = [COLUMNS[i][0] for i in range(len(COLUMNS)) if i not in keep]
+    if dropped:
+        lines += ["", f"Not measured (n/a for every system): {', '.join(dropped)}."]
+    if any("*" in c for r in rows for c in r[1:]):
+        lines += ["", PARTIAL_NOTE]
+    return "\n".join(lines) + "\n"
 
 
 def to_html(result, plotted: dict[str, dict[str, str]]) -> str:
