@@ -21,7 +21,7 @@ import typer
 from dubcli.cli import _root, run
 from dubcli.console import reset_console
 from dubcli.data.manifest import load_split, read_dataset_info
-from dubcli.errors import EXIT_PARTIAL, InputError
+from dubcli.errors import EXIT_PARTIAL, EXIT_USAGE, InputError
 from dubcli.eval import splits
 from dubcli.eval.groundtruth import GroundTruth, aperture_from_lip
 from dubcli.eval.report import summarize
@@ -175,6 +175,35 @@ def test_setting2_pairs_file_and_listed_failures(corpus, tmp_path):
     assert "not in the prepared dataset" in reasons["nosuch-utt"]
     assert body["summary"]["model"]["failed"] == 2 and body["utterances"] == 3
     assert body["config"]["pairs_from"] == str(pairs)
+
+
+def test_several_nfes_make_one_row_each(corpus, tmp_path):
+    root, data, ckpt = corpus
+    pairs = tmp_path / "test_list.txt"
+    pairs.write_text(f"{TRAIN[4]} {TRAIN[7]}\n{TRAIN[7]} {TRAIN[4]}\n")
+    rc, stdout, stderr = cli("eval", "--checkpoint", ckpt, "--split", data, "--setting", "2",
+                             "--pairs", pairs, "--metrics", "sync", "--nfe", "1,3", "-o",
+                             tmp_path / "out", "--json")  # fmt: skip
+    assert rc == 0, stderr
+    body = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert body["systems"] == ["model-nfe1", "model-nfe3"] and body["config"]["nfe"] == [1, 3]
+    labels = [body["summary"][s]["label"] for s in body["systems"]]
+    assert labels == ["DiFlowDubber NFE 1", "DiFlowDubber NFE 3"]
+    assert "NFE 1, 3; seed 0" in stderr  # the setup line under the table
+    recs = {(r["system"], r["id"]): r for r in body["records"]}
+    assert len(recs) == 4
+    for sys_ in body["systems"]:  # every system pays for encoding each reference once
+        first, second = recs[(sys_, TRAIN[4])], recs[(sys_, TRAIN[7])]
+        for r in (first, second):
+            assert r["seconds_e2e"] > r["seconds_gen"] > 0
+    a = recs[("model-nfe1", TRAIN[4])]["seconds_gen"]
+    b = recs[("model-nfe3", TRAIN[4])]["seconds_gen"]
+    assert b > a  # three sampler steps cost more than one
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "| DiFlowDubber NFE 1 |" in md and "| DiFlowDubber NFE 3 |" in md
+    for bad in ("0,8", "8,x", ""):
+        assert cli("eval", "--checkpoint", ckpt, "--split", data, "--nfe", bad, "-o",
+                   tmp_path / "bad")[0] == EXIT_USAGE  # fmt: skip
 
 
 def test_audio_dir_scores_files_and_lists_missing_ones(corpus, compared, tmp_path):

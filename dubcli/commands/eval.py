@@ -26,7 +26,9 @@ def eval_command(
     setting: int = typer.Option(
         1, "--setting", help="1: own audio as reference; 2: same speaker; 3: unseen speaker."
     ),
-    nfe: int = typer.Option(8, "--nfe", min=1, max=128, help="Flow-matching steps."),
+    nfe: str = typer.Option(
+        "8", "--nfe", help="Flow-matching steps, 1-128; a comma list (8,32) = one model row each."
+    ),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first K utterances."),
     audio_dir: Path = typer.Option(
         None, "--audio-dir", help="Score <id>.wav files from here instead of generating."
@@ -65,9 +67,10 @@ def eval_command(
         raise typer.BadParameter(f"{device!r} is not one of auto, cpu, cuda", param_hint="--device")
     if checkpoint is None and audio_dir is None:
         raise typer.BadParameter("give --checkpoint or --audio-dir", param_hint="--checkpoint")
+    nfes = _nfe_list(nfe)
     bar, update, _ = _progress_bar(state.verbosity >= 0)
     with bar:
-        result = evaluate(checkpoint, split, setting=setting, nfe=nfe, limit=limit,
+        result = evaluate(checkpoint, split, setting=setting, nfe=nfes, limit=limit,
                           audio_dir=audio_dir, compare=compare, plots=plots, out_dir=output_dir,
                           seed=seed, device=device, progress=update, syncnet=syncnet,
                           pairs=pairs, metrics=metrics, offline=offline)  # fmt: skip
@@ -81,6 +84,17 @@ def eval_command(
             f"{len(result.failures)} utterance/system item(s) could not be evaluated; listed in "
             f"{result.files.get('json')}"
         )
+
+
+def _nfe_list(text: str) -> list[int]:
+    """'8' -> [8]; '8,32' -> [8, 32]; anything else is a usage error."""
+    try:
+        nfes = [int(x) for x in text.split(",")]
+    except ValueError:
+        nfes = []
+    if not nfes or not all(1 <= n <= 128 for n in nfes):
+        raise typer.BadParameter(f"{text!r}: steps 1-128, or a comma list", param_hint="--nfe")
+    return nfes
 
 
 def register(app: typer.Typer) -> None:

@@ -35,7 +35,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 # The terminal table's narrower headers and labels (the HTML/CSV keep the full ones).
 SHORT = {"AV off (fr)": "AVoff", "AV conf": "AVconf", "Bound. err (ms)": "Bnd ms", "WER %": "WER%",
          "RTF gen": "RTFgen", "RTF e2e": "RTFe2e"}  # fmt: skip
-SHORT_LABELS = {"Ground truth": "GT", "Codec (ceiling)": "Codec", "DiFlowDubber": "DiFlow"}
+SHORT_LABELS = {"Ground truth": "GT", "Codec (ceiling)": "Codec", "DiFlowDubber": "DiFlow",
+                "DiFlowDubber NFE ": "DiFlow "}  # fmt: skip
 METRIC_KEYS = tuple(k for _, k, _ in COLUMNS if not k.startswith(("rtf", "wer")))
 
 
@@ -44,7 +45,7 @@ def summarize(
 ) -> dict[str, dict[str, Any]]:
     """Per system: utterances ok / failed, mean and count of each metric, corpus WER, pooled
     RTF, and how often each metric group could not be computed."""
-    from dubcli.eval.runner import LABELS
+    from dubcli.eval.runner import label
     from dubcli.eval.wer import corpus_wer
 
     out: dict[str, dict[str, Any]] = {}
@@ -67,7 +68,7 @@ def summarize(
             for group in r.get("errors", {}):
                 errors[group] = errors.get(group, 0) + 1
         out[system] = {
-            "label": LABELS.get(system, system),
+            "label": label(system),
             "utterances": len(recs),
             "failed": len(failed),
             "metrics": metrics,
@@ -143,7 +144,7 @@ def print_table(result, console=None) -> None:
         table.add_column(SHORT.get(header, header), justify="right", no_wrap=True)
     table.add_column("ok", justify="right", no_wrap=True)
     for row in table_rows(result):
-        table.add_row(SHORT_LABELS.get(row[0], row[0]), *row[1:])
+        table.add_row(_short_label(row[0]), *row[1:])
     con.print(table)
     con.print(setup_line(result), markup=False, highlight=False)
     if any("*" in c for row in table_rows(result) for c in row[1:]):
@@ -153,9 +154,18 @@ def print_table(result, console=None) -> None:
                   markup=False)  # fmt: skip
 
 
+def _short_label(text: str) -> str:
+    for long, short in SHORT_LABELS.items():
+        if text == long or (long.endswith(" ") and text.startswith(long)):
+            return short + text[len(long) :] if long.endswith(" ") else short
+    return text
+
+
 def setup_line(result) -> str:
     m = result.config.get("model") or {}
-    parts = [f"NFE {result.config.get('nfe')}", f"seed {result.config.get('seed')}"]
+    nfe = result.config.get("nfe")
+    nfe = ", ".join(map(str, nfe)) if isinstance(nfe, list) else nfe
+    parts = [f"NFE {nfe}", f"seed {result.config.get('seed')}"]
     if m:
         parts += [f"{m.get('config')} model, {m.get('params'):,} params", str(m.get("device"))]
     parts.append(str(result.config.get("recognizer")))

@@ -9,7 +9,9 @@ Per utterance of the split (pairs and Settings: splits.py), the systems, in tabl
             Setting's reference voice (dubbing/baseline.py)
   model     Dubber.dub with its phonemes, the shard's lip/face features and the Setting's
             reference (or, with audio_dir, the file <id>.wav found there)
-`compare` runs all four, otherwise only `model`. Metrics: scoring.py. RTF (paper Table 4):
+`compare` runs all four, otherwise only `model`. Several NFEs (`nfe=(8, 32)`) make one model
+system per NFE, "model-nfe8", "model-nfe32", on the same pairs and seeds: one run, one table.
+Metrics: scoring.py. RTF (paper Table 4):
 "gen" = the model's token generation alone (the DFM sampler at `nfe`), "e2e" = reference
 encoding (once per reference) + generation + codec decoding; for the baseline both are its whole
 cue synthesis, for the codec its decode. Totals over utterances (compute / audio seconds).
@@ -43,6 +45,22 @@ SYSTEMS = ("gt", "codec", "baseline", "model")
 LABELS = {"gt": "Ground truth", "codec": "Codec (ceiling)", "baseline": "Baseline",
           "model": "DiFlowDubber"}  # fmt: skip
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+MODEL_PREFIX = "model-nfe"  # the model's system name per NFE when several are evaluated
+
+
+def model_systems(nfes: Sequence[int]) -> tuple[str, ...]:
+    """("model",) for one NFE, else ("model-nfe8", "model-nfe32", ...)."""
+    return ("model",) if len(nfes) == 1 else tuple(f"{MODEL_PREFIX}{n}" for n in nfes)
+
+
+def label(system: str) -> str:
+    if system.startswith(MODEL_PREFIX):
+        return f"{LABELS['model']} NFE {system[len(MODEL_PREFIX) :]}"
+    return LABELS.get(system, system)
+
+
+def is_model(system: str) -> bool:
+    return system == "model" or system.startswith(MODEL_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -88,7 +106,7 @@ def evaluate(
     split: str | os.PathLike,
     *,
     setting: int = 1,
-    nfe: int = 8,
+    nfe: int | Sequence[int] = 8,
     limit: int | None = None,
     audio_dir: str | os.PathLike | None = None,
     compare: bool = False,
@@ -113,8 +131,11 @@ def evaluate(
 
     t_start = time.perf_counter()
     setting = splits.check_setting(setting)
-    if nfe < 1:
+    nfes = tuple(dict.fromkeys([nfe] if isinstance(nfe, int) else [int(n) for n in nfe]))
+    if not nfes or min(nfes) < 1:
         raise InputError(f"--nfe {nfe}: need at least 1 step")
+    if audio_dir is not None and len(nfes) > 1:
+        raise InputError("--audio-dir scores given audio: give at most one --nfe")
     if limit is not None and limit < 1:
         raise InputError(f"--limit {limit}: need at least 1")
     if checkpoint is None and audio_dir is None:
@@ -140,7 +161,7 @@ def evaluate(
     # The recognizer's vocabulary: the whole split's (or list's) texts, whatever the --limit.
     texts = [p.utt.text for p in plan if p.utt is not None]
     plan = plan[:limit] if limit is not None else plan
-    systems = SYSTEMS if compare else ("model",)
+    systems = (*(SYSTEMS[:-1] if compare else ()), *model_systems(nfes))
 
     dubber = None
     if audio_dir is None:
@@ -157,7 +178,7 @@ def evaluate(
     scorer = Scorer(groups, texts=texts, syncnet=syncnet, offline=offline,
                     device=_metric_device(dubber))  # fmt: skip
     ctx = _Context(out, dubber, codec, baseline, gt, Path(audio_dir) if audio_dir else None,
-                   nfe, seed, temperature)  # fmt: skip
+                   nfes, seed, temperature)  # fmt: skip
 
     records: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
@@ -191,7 +212,7 @@ def evaluate(
                 failures.append(_failure(utt.id, system, "generate", reason))
                 continue
             wavs[system] = got.wav
-            model_out = got.output if system == "model" else model_out
+            model_out = got.output if is_model(system) else model_out
             scores = scorer.score(utt, got.wav, gt_wav=gt_wav, ref_id=ref.id, ref_wav=ref_wav,
                                   aperture=aperture, video=video, is_gt=system == "gt")  # fmt: skip
             records.append(_record(out, system, utt, ref, got, scores))
@@ -202,7 +223,7 @@ def evaluate(
 
     config = {
         "split": str(split), "dataset": str(root), "setting": setting, "pairs_from": source,
-        "nfe": nfe, "seed": seed, "temperature": temperature, "limit": limit,
+        "nfe": nfes[0] if len(nfes) == 1 else list(nfes), "seed": seed, "temperature": temperature, "limit": limit,
         "audio_dir": str(audio_dir) if audio_dir else None,
         "model": dubber.describe() if dubber is not None else None,
         "ground_truth_audio": sorted(set(gt.sources.values())), **scorer.describe(),
@@ -223,10 +244,11 @@ def evaluate(
 class _Context:
     """What generating one system's audio for one utterance needs."""
 
-    def __init__(self, out, dubber, codec, baseline, gt, audio_dir, nfe, seed, temperature):
+    def __init__(self, out, dubber, codec, baseline, gt, audio_dir, nfes, seed, temperature):
         self.out, self.dubber, self.codec, self.baseline, self.gt = out, dubber, codec, baseline, gt
-        self.audio_dir, self.nfe, self.seed, self.temperature = audio_dir, nfe, seed, temperature
-        self._prompts: dict[str, Any] = {}
+        self.audio_dir, self.nfes, self.seed, self.temperature = audio_dir, nfes, seed, temperature
+        self._prompts: dict[str, tuple[Any, float]] = {}  # ref id -> (prompt, seconds to encode)
+        self._charged: set[tuple[str, str]] = set()  # (system, ref id) whose e2e paid the encoding
 
     def produce(self, system, k, utt, ref, gt_wav, ref_wav, lip, face) -> Produced:
         from dubcli.eval.groundtruth import fit_length
@@ -247,19 +269,23 @@ class _Context:
 
             job = CueJob(k, utt.text, tuple(utt.phonemes), 0.0, utt.n_frames / VIDEO_FPS,
                          utt.n_frames, lip, face, ref_wav, ref.id, seed=self.seed + k,
-                         nfe=self.nfe)  # fmt: skip
+                         nfe=self.nfes[0])  # fmt: skip
             with Timer() as t:
                 audio = self.baseline.synthesize_cue(job)
             return Produced(fit_length(audio.wav, n), t.seconds, t.seconds, notes=audio.notes)
         if self.audio_dir is not None:
             return self._from_dir(utt, n)
-        t_ref = 0.0
         if ref.id not in self._prompts:
             with Timer() as t:
-                self._prompts[ref.id] = self.dubber.reference(ref_wav, name=f"reference {ref.id}")
-            t_ref = t.seconds
+                prompt = self.dubber.reference(ref_wav, name=f"reference {ref.id}")
+            self._prompts[ref.id] = (prompt, t.seconds)
+        prompt, t_ref = self._prompts[ref.id]
+        if (system, ref.id) in self._charged:  # each system pays each reference's encoding once
+            t_ref = 0.0
+        self._charged.add((system, ref.id))
+        nfe = int(system[len(MODEL_PREFIX) :]) if system.startswith(MODEL_PREFIX) else self.nfes[0]
         with Timer(self.dubber._sync()) as t:
-            got = self.dubber.dub(utt.phonemes, lip, face, self._prompts[ref.id], nfe=self.nfe,
+            got = self.dubber.dub(utt.phonemes, lip, face, prompt, nfe=nfe,
                                   temperature=self.temperature, seed=self.seed + k)  # fmt: skip
         assert len(got.wav) == n, (len(got.wav), n)
         notes = ("text-only timing (stage-1 checkpoint)",) if got.text_only else ()
@@ -329,7 +355,7 @@ def _plots(out: Path, utt, wavs: dict[str, np.ndarray], model_out) -> dict[str, 
 
     made = {}
     rel = Path("plots") / f"{utt.id}.mel.png"
-    plots.mel_png(out / rel, {LABELS[s]: w for s, w in wavs.items()}, title=utt.text)
+    plots.mel_png(out / rel, {label(s): w for s, w in wavs.items()}, title=utt.text)
     made["mel"] = rel.as_posix()
     if model_out is not None and model_out.attn_video is not None:
         rel = Path("plots") / f"{utt.id}.attention.png"
