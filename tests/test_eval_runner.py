@@ -21,7 +21,7 @@ import typer
 from dubcli.cli import _root, run
 from dubcli.console import reset_console
 from dubcli.data.manifest import load_split, read_dataset_info
-from dubcli.errors import EXIT_PARTIAL, EXIT_USAGE, InputError
+from dubcli.errors import EXIT_CHECKPOINT, EXIT_PARTIAL, EXIT_USAGE, InputError
 from dubcli.eval import splits
 from dubcli.eval.groundtruth import GroundTruth, aperture_from_lip
 from dubcli.eval.report import summarize
@@ -201,6 +201,11 @@ def test_several_nfes_make_one_row_each(corpus, tmp_path):
     assert b > a  # three sampler steps cost more than one
     md = (tmp_path / "out" / "results.md").read_text()
     assert "| DiFlowDubber NFE 1 |" in md and "| DiFlowDubber NFE 3 |" in md
+    # no --checkpoint: the registry default (conftest.py's registry has none)
+    rc, _, stderr = cli("eval", "--split", data, "-o", tmp_path / "d")
+    assert rc == EXIT_CHECKPOINT and "no default checkpoint is registered" in " ".join(
+        stderr.split()
+    )
     for bad in ("0,8", "8,x", ""):
         assert cli("eval", "--checkpoint", ckpt, "--split", data, "--nfe", bad, "-o",
                    tmp_path / "bad")[0] == EXIT_USAGE  # fmt: skip

@@ -18,7 +18,9 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def eval_command(
     checkpoint: str = typer.Option(
-        None, "--checkpoint", help="NAME | PATH | hf://org/repo/file (not needed with --audio-dir)."
+        None,
+        "--checkpoint",
+        help="NAME | PATH | hf://org/repo/file (default: the registry default).",
     ),
     split: str = typer.Option(
         ..., "--split", help="A prepared split: DIR/test, DIR, or a manifest .jsonl."
@@ -65,8 +67,6 @@ def eval_command(
         raise typer.BadParameter(f"{setting} is not 1, 2 or 3", param_hint="--setting")
     if device not in DEVICES and not device.startswith("cuda:"):
         raise typer.BadParameter(f"{device!r} is not one of auto, cpu, cuda", param_hint="--device")
-    if checkpoint is None and audio_dir is None:
-        raise typer.BadParameter("give --checkpoint or --audio-dir", param_hint="--checkpoint")
     nfes = _nfe_list(nfe)
     bar, update, _ = _progress_bar(state.verbosity >= 0)
     with bar:

@@ -121,7 +121,7 @@ def evaluate(
     offline: bool = False,
     temperature: float = 1.0,
 ) -> EvalResult:
-    """Evaluate `checkpoint` (or the audio in `audio_dir`) on `split` (DIR/test, DIR or a
+    """Evaluate `checkpoint` (None: the registry's default; or the audio in `audio_dir`) on `split` (DIR/test, DIR or a
     manifest); see the module doc. Raises InputError / CheckpointError / DependencyError /
     OutputError for the run as a whole; per-item problems become failures."""
     from dubcli.data.manifest import MANIFEST_FILE, load_split, read_dataset_info, read_manifest
@@ -138,8 +138,6 @@ def evaluate(
         raise InputError("--audio-dir scores given audio: give at most one --nfe")
     if limit is not None and limit < 1:
         raise InputError(f"--limit {limit}: need at least 1")
-    if checkpoint is None and audio_dir is None:
-        raise InputError("give --checkpoint (a model to evaluate) or --audio-dir (its audio)")
     if audio_dir is not None and not Path(audio_dir).is_dir():
         raise InputError(f"{audio_dir}: --audio-dir is not a folder")
     groups = parse_metrics(metrics)
