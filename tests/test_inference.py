@@ -252,6 +252,7 @@ def test_diflow_engine_dubs_a_clip(talking_clip, ckpts):
     first, second = report["cues"]
     assert first["tokens"] == tokens_for_frames(first["video_frames"])
     assert first["audio_samples"] == first["video_frames"] * 640  # the window, no stretching
+    assert 0 < first["model_seconds"] < res.seconds  # the generation alone, timed per cue
     assert first["face_frames_rate"] > 0.9 and TEXT_ONLY_NOTE not in first["notes"]
     assert second["face_frames_rate"] == 0.0 and TEXT_ONLY_NOTE in second["notes"]
     assert second["audio_samples"] == second["video_frames"] * 640

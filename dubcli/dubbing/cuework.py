@@ -199,6 +199,7 @@ def synthesize_cue(
         "stretch": audio.stretch,
         "tokens": audio.tokens,
         "natural_seconds": audio.natural_seconds,
+        "model_seconds": audio.model_seconds,
         "audio_seconds": round(len(wav) / SAMPLE_RATE, 3),
         "audio_samples": len(wav),  # at 16 kHz
         "speech": [round(onset, 3), round(offset, 3)],  # seconds from the window start

@@ -65,4 +65,5 @@ class DiFlowEngine:
         wav = np.zeros(n_samples, np.float32)
         k = min(n_samples, len(out.wav))
         wav[:k] = out.wav[:k]
-        return CueAudio(wav, tokens=out.n_tokens, notes=tuple(notes))
+        return CueAudio(wav, tokens=out.n_tokens, model_seconds=round(out.seconds_model, 4),
+                        notes=tuple(notes))  # fmt: skip

@@ -66,6 +66,7 @@ class CueAudio:
     stretch: float | None = None  # baseline: speed factor applied (> 1 = faster than espeak's)
     tokens: int | None = None  # diflow: speech tokens generated
     natural_seconds: float | None = None  # baseline: espeak's own length before fitting
+    model_seconds: float | None = None  # diflow: token generation alone (the paper's RTF basis)
     notes: tuple[str, ...] = ()
 
 
