@@ -254,7 +254,7 @@ def test_recognizer_choice():
     assert is_grid_sentence("Set blue in C two now.") and not is_grid_sentence("set blue now")
     assert Scorer(["wer"], texts=["bin red at a one soon", "lay green by r eight again"]).grid
     free = Scorer(["wer"], texts=["bin red at a one soon", "guy on you continued"])
-    assert not free.grid and "word loop" in free.describe()["recognizer"]
+    assert not free.grid and "unigram LM" in free.describe()["recognizer"]
     assert parse_metrics("wer, sync") == ("sync", "wer") and len(parse_metrics(None)) == 6
     assert "lse" not in Scorer(["lse", "sync"], texts=[]).metrics  # no SyncNet weights: n/a
     with pytest.raises(InputError, match="--metrics: unknown"):

@@ -13,7 +13,7 @@ Metric groups (`--metrics`, all by default) and the keys they fill:
                                 without it, so a poor dub still gets boundaries (scored, not
                                 skipped); an alignment that fails is listed as an error
   wer       wer (+ hyp text)    pocketsphinx: the GRID grammar when every text is a GRID
-                                sentence, else a word loop over the evaluated texts' vocabulary
+                                sentence, else a uniform unigram LM over the evaluated texts' vocabulary
   secs      secs                resemblyzer cosine vs the Setting's reference audio
   mos       dnsmos_ovrl/sig/bak/p808   DNSMOS (UTMOS's offline stand-in, mos.py)
 A metric that cannot be computed for an item leaves its keys out and records why in `errors`.
@@ -99,7 +99,7 @@ class Scorer:
         return {
             "metrics": list(self.metrics),
             "recognizer": "pocketsphinx, GRID grammar" if self.grid
-            else "pocketsphinx, word loop over the evaluated texts' vocabulary",
+            else "pocketsphinx, unigram LM over the evaluated texts' vocabulary",
             "syncnet": self.syncnet_source or "none: LSE-C / LSE-D n/a (pass --syncnet)",
             "mos": "DNSMOS P.835 + P.808 (speechmos ONNX)",
             "secs": "resemblyzer d-vector cosine",
