@@ -238,7 +238,7 @@ def to_markdown(result) -> str:
     if dropped:
         lines += ["", f"Not measured (n/a for every system): {', '.join(dropped)}."]
     if any("*" in c for r in rows for c in r[1:]):
-        lines += ["", PARTIAL_NOTE]
+        lines += ["", "\\" + PARTIAL_NOTE]  # escaped: a leading "* " would start a list
     return "\n".join(lines) + "\n"
 
 
