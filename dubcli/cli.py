@@ -120,6 +120,11 @@ def run(argv: list[str] | None = None, *, application: typer.Typer | None = None
 
 
 def main() -> None:
+    import warnings
+
+    # pyworld imports the deprecated pkg_resources at import time: a warning for its
+    # maintainers, not for someone dubbing a video (it still shows with python -W default).
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     sys.exit(run())
 
 

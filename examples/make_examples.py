@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 CLIP_SPEAKER = "us2+vtl1.15+f0x0.9"  # the on-screen actor (test split: vtl 1.15 is test-only)
 REF_SPEAKER = "us1+vtl0.86+f0x1.12"  # the dubbing voice (test split: vtl 0.86 is test-only)
 CUES = ("place red at f two now", "bin blue by g nine soon", "set white in s one again")
-REF_TEXT = "lay green with k four please. we will see what happens next."
+REF_TEXT = "lay green with k four please. we will see what happens next, and then we go home."
 FACE_SEED = 20261122
 
 
