@@ -106,6 +106,7 @@ def test_metric_plumbing_known_answers(compared):
         assert r["secs"] == pytest.approx(1.0, abs=1e-5)  # Setting 1: the reference is itself
         assert r["ref_id"] == r["id"] and r["errors"] == {}
         assert r["wer"] <= 0.5 and abs(r["av_offset"]) <= 3  # clean speech, lips in sync
+        assert r["av_abs_offset"] == abs(r["av_offset"])
     s = summary["summary"]
     assert s["gt"]["wer"]["wer"] < s["model"]["wer"]["wer"]  # random weights say nothing
     assert s["gt"]["rtf"] is None and s["model"]["rtf"]["gen"] > 0
@@ -134,7 +135,9 @@ def test_csv_html_and_settings_files(compared):
     assert used == {1: [(u, u) for u in GRID]}
     # results.md: the same summary as a Markdown table; LSE (no SyncNet weights) left out
     md = (out / "results.md").read_text().splitlines()
-    assert md[0].startswith("Setting 1, ") and md[2].startswith("| System | AV off (fr) |")
+    assert md[0].startswith("Setting 1, ") and md[2].startswith(
+        "| System | AV off (fr) | Abs AV off (fr) | AV conf |"
+    )
     body = [line.split(" | ") for line in md[4 : 4 + len(summary["systems"])]]
     assert [r[0].strip("| ") for r in body] == [summary["summary"][s]["label"]
                                                 for s in summary["systems"]]  # fmt: skip

@@ -2,8 +2,9 @@
 results.md (the table as Markdown, for READMEs and notes) and index.html (table, plots, audio
 players; all paths relative to the output folder).
 
-Columns in the paper's order (Tables 1-4): LSE-C, LSE-D, then our landmark AV offset/confidence
-and phone-boundary error (lip-sync without SyncNet weights), WER (corpus level: errors / words,
+Columns in the paper's order (Tables 1-4): LSE-C, LSE-D, then our landmark AV offset (signed
+mean and mean absolute) and confidence, and phone-boundary error (lip sync without SyncNet
+weights), WER (corpus level: errors / words,
 paper 4.2), SECS, DNSMOS OVRL/SIG/BAK/P808 (in place of UTMOS), RTF (generation / end to end).
 A column without any value for a system shows "n/a" (e.g. LSE without --syncnet); `ok/all`
 counts the utterances a system produced audio for against all that were asked.
@@ -26,14 +27,15 @@ from dubcli.fsutil import atomic_write_text
 # (header, key, format) in table order; "wer" is the corpus WER, "rtf_*" the pooled RTF.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("LSE-C", "lse_c", "{:.2f}"), ("LSE-D", "lse_d", "{:.2f}"),
-    ("AV off (fr)", "av_offset", "{:+.2f}"), ("AV conf", "av_conf", "{:.3f}"),
+    ("AV off (fr)", "av_offset", "{:+.2f}"), ("Abs AV off (fr)", "av_abs_offset", "{:.2f}"),
+    ("AV conf", "av_conf", "{:.3f}"),
     ("Bound. err (ms)", "boundary_ms", "{:.1f}"), ("WER %", "wer", "{:.2f}"),
     ("SECS", "secs", "{:.3f}"), ("OVRL", "dnsmos_ovrl", "{:.2f}"), ("SIG", "dnsmos_sig", "{:.2f}"),
     ("BAK", "dnsmos_bak", "{:.2f}"), ("P808", "dnsmos_p808", "{:.2f}"),
     ("RTF gen", "rtf_gen", "{:.3f}"), ("RTF e2e", "rtf_e2e", "{:.3f}"),
 )  # fmt: skip
 # The terminal table's narrower headers and labels (the HTML/CSV keep the full ones).
-SHORT = {"AV off (fr)": "AVoff", "AV conf": "AVconf", "Bound. err (ms)": "Bnd ms", "WER %": "WER%",
+SHORT = {"AV off (fr)": "AVoff", "Abs AV off (fr)": "AbsOff", "AV conf": "AVconf", "Bound. err (ms)": "Bnd ms", "WER %": "WER%",
          "RTF gen": "RTFgen", "RTF e2e": "RTFe2e"}  # fmt: skip
 SHORT_LABELS = {"Ground truth": "GT", "Codec (ceiling)": "Codec", "DiFlowDubber": "DiFlow",
                 "DiFlowDubber NFE ": "DiFlow "}  # fmt: skip

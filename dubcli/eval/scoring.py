@@ -5,8 +5,10 @@ Dimensions: nv video frames (25 fps), s samples (16 kHz), e speaker embedding wi
 Metric groups (`--metrics`, all by default) and the keys they fill:
   lse       lse_c, lse_d        SyncNet (syncnet.py) on face crops of the utterance's video, only
                                 with SyncNet weights (--syncnet) and a video (SynthDub: --render)
-  sync      av_offset, av_conf  landmark sync (sync.py): the shard's mouth aperture vs the audio;
-                                offset in frames, > 0 = the audio lags the lips
+  sync      av_offset, av_abs_offset, av_conf   landmark sync (sync.py): the shard's mouth
+                                aperture vs the audio; offset in frames, > 0 = the audio lags
+                                the lips; |offset| too, since a mean of signed offsets can
+                                hide large ones of both signs
   boundary  boundary_ms         phone-boundary error vs ground truth: both audios force-aligned
                                 to the utterance's phonemes (align/forced.py). The ground truth
                                 must pass the aligner's mismatch check; a hypothesis is aligned
@@ -37,7 +39,7 @@ log = get_logger(__name__)
 METRICS = ("lse", "sync", "boundary", "wer", "secs", "mos")
 KEYS = {
     "lse": ("lse_c", "lse_d"),
-    "sync": ("av_offset", "av_conf"),
+    "sync": ("av_offset", "av_abs_offset", "av_conf"),
     "boundary": ("boundary_ms",),
     "wer": ("wer",),
     "secs": ("secs",),
@@ -177,7 +179,8 @@ class Scorer:
         from dubcli.eval.sync import landmark_sync
 
         r = landmark_sync(aperture, wav, name=utt.id)
-        s.values.update(av_offset=float(r.offset_frames), av_conf=float(r.confidence))
+        s.values.update(av_offset=float(r.offset_frames), av_abs_offset=abs(float(r.offset_frames)),
+                        av_conf=float(r.confidence))  # fmt: skip
 
     def _boundary(self, s, utt, wav, gt_wav, is_gt) -> None:
         from dubcli.align.forced import force_align
