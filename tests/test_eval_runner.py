@@ -283,7 +283,7 @@ def test_pairs_file_errors(tmp_path):
 
 def test_summary_pools_wer_and_rtf():
     recs = [
-        {"system": "model", "text": "a b c d", "hyp": "a b c d", "seconds": 2.0,
+        {"system": "model", "text": "a b c d", "hyp": "a b c d", "hyp_grid": "a b x d", "seconds": 2.0,
          "seconds_gen": 1.0, "seconds_e2e": 2.0, "secs": 0.5, "errors": {}},
         {"system": "model", "text": "e f", "hyp": "e x y", "seconds": 1.0, "seconds_gen": 2.0,
          "seconds_e2e": 4.0, "secs": 0.7, "errors": {"sync": "too short"}},
@@ -292,12 +292,35 @@ def test_summary_pools_wer_and_rtf():
                   ["model"])["model"]  # fmt: skip
     assert s["wer"]["wer"] == pytest.approx(2 / 6)  # corpus level: (1 sub + 1 ins) / 6 words
     assert s["wer"]["mean_utterance_wer"] == pytest.approx(0.5)
+    assert s["wer_grid"]["wer"] == pytest.approx(1 / 4) and s["wer_grid"]["n"] == 1
     assert s["rtf"]["gen"] == pytest.approx(1.0) and s["rtf"]["e2e"] == pytest.approx(2.0)
     assert s["metrics"]["secs"] == {"mean": pytest.approx(0.6), "n": 2}
     assert s["failed"] == 1 and s["metric_errors"] == {"sync": 1} and s["utterances"] == 2
     from dubcli.eval.report import _partial
 
     assert not _partial(s, "secs") and _partial(s, "av_offset")  # n 2 of 2; 0 of 2 ("*")
+    assert not _partial(s, "wer_grid")  # a subset by design (GRID sentences only)
+
+
+def test_grammar_wer_on_the_grid_sentences_of_a_mixed_split(corpus):
+    from dubcli.eval.groundtruth import GroundTruth
+    from dubcli.eval.scoring import Scorer, is_grid_sentence
+
+    _, data, _ = corpus
+    root, utts = load_split(data / "train")
+    scorer = Scorer(["wer"], texts=[u.text for u in utts])
+    assert not scorer.grid  # free texts too: "wer" uses the unigram LM
+    gt = GroundTruth(root, {})
+    by_kind = {is_grid_sentence(u.text): u for u in utts}
+    for grid, utt in by_kind.items():
+        wav = gt.audio(utt)
+        sc = scorer.score(utt, wav, gt_wav=wav, ref_id=utt.id, ref_wav=wav,
+                          aperture=np.zeros(utt.n_frames), video=None)  # fmt: skip
+        assert sc.hyp is not None and "wer" in sc.values
+        if grid:  # the GRID grammar's transcript, scored against the sentence
+            assert sc.hyp_grid is not None and sc.values["wer_grid"] <= 1 / 6
+        else:
+            assert sc.hyp_grid is None and "wer_grid" not in sc.values
 
 
 def test_dub_sync_estimate_is_the_eval_metric():

@@ -24,12 +24,15 @@ import numpy as np
 
 from dubcli.fsutil import atomic_write_text
 
-# (header, key, format) in table order; "wer" is the corpus WER, "rtf_*" the pooled RTF.
+# (header, key, format) in table order; "wer" is the corpus WER, "wer_grid" the corpus WER of the
+# GRID sentences with the GRID grammar (paper 4.2's grammar-constrained protocol), "rtf_*" the
+# pooled RTF.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("LSE-C", "lse_c", "{:.2f}"), ("LSE-D", "lse_d", "{:.2f}"),
     ("AV off (fr)", "av_offset", "{:+.2f}"), ("Abs AV off (fr)", "av_abs_offset", "{:.2f}"),
     ("AV conf", "av_conf", "{:.3f}"),
     ("Bound. err (ms)", "boundary_ms", "{:.1f}"), ("WER %", "wer", "{:.2f}"),
+    ("WER GRID %", "wer_grid", "{:.2f}"),
     ("SECS", "secs", "{:.3f}"), ("OVRL", "dnsmos_ovrl", "{:.2f}"), ("SIG", "dnsmos_sig", "{:.2f}"),
     ("BAK", "dnsmos_bak", "{:.2f}"), ("P808", "dnsmos_p808", "{:.2f}"),
     ("RTF gen", "rtf_gen", "{:.3f}"), ("RTF e2e", "rtf_e2e", "{:.3f}"),
@@ -58,13 +61,16 @@ def summarize(
         for key in METRIC_KEYS:
             vals = [r[key] for r in recs if key in r and np.isfinite(r[key])]
             metrics[key] = {"mean": float(np.mean(vals)) if vals else None, "n": len(vals)}
-        scored = [r for r in recs if r.get("hyp") is not None]
-        wer = None
-        if scored:
-            w = corpus_wer([r["text"] for r in scored], [r["hyp"] for r in scored])
-            wer = {"wer": w.wer, "substitutions": w.substitutions, "deletions": w.deletions,
-                   "insertions": w.insertions, "n_ref": w.n_ref, "n": len(scored),
-                   "mean_utterance_wer": w.mean_utterance_wer}  # fmt: skip
+        wers = {}
+        for key, hyp in (("wer", "hyp"), ("wer_grid", "hyp_grid")):
+            scored = [r for r in recs if r.get(hyp) is not None]
+            wers[key] = None
+            if scored:
+                w = corpus_wer([r["text"] for r in scored], [r[hyp] for r in scored])
+                wers[key] = {"wer": w.wer, "substitutions": w.substitutions,
+                             "deletions": w.deletions, "insertions": w.insertions,
+                             "n_ref": w.n_ref, "n": len(scored),
+                             "mean_utterance_wer": w.mean_utterance_wer}  # fmt: skip
         errors: dict[str, int] = {}
         for r in recs:
             for group in r.get("errors", {}):
@@ -74,7 +80,8 @@ def summarize(
             "utterances": len(recs),
             "failed": len(failed),
             "metrics": metrics,
-            "wer": wer,
+            "wer": wers["wer"],
+            "wer_grid": wers["wer_grid"],
             "rtf": _rtf(recs),
             "metric_errors": errors,
         }
@@ -95,8 +102,8 @@ def _rtf(recs: Sequence[dict[str, Any]]) -> dict[str, float] | None:
 
 def cell(summary: dict[str, Any], key: str) -> float | None:
     """The number a table shows for one system and column (None: n/a). WER in percent."""
-    if key == "wer":
-        w = summary.get("wer")
+    if key in ("wer", "wer_grid"):
+        w = summary.get(key)
         return None if w is None else 100.0 * w["wer"]
     if key.startswith("rtf_"):
         r = summary.get("rtf") or {}
@@ -106,7 +113,7 @@ def cell(summary: dict[str, Any], key: str) -> float | None:
 
 def _partial(summary: dict[str, Any], key: str) -> bool:
     """True when a mean covers fewer utterances than the system produced audio for."""
-    if key.startswith("rtf_"):
+    if key.startswith("rtf_") or key == "wer_grid":  # wer_grid: only GRID sentences, by design
         return False
     n = (summary.get("wer") or {}).get("n", 0) if key == "wer" else summary["metrics"][key]["n"]
     return n < summary["utterances"]
@@ -130,6 +137,12 @@ def table_rows(result) -> list[list[str]]:
     return rows
 
 
+def measured_columns(result) -> list[int]:
+    """Indices into COLUMNS of the columns with a value for at least one system."""
+    rows = table_rows(result)
+    return [i for i in range(len(COLUMNS)) if any(r[1 + i] != "n/a" for r in rows)]
+
+
 def print_table(result, console=None) -> None:
     """The summary table on stderr (rich), with the setup line under it."""
     from rich import box
@@ -141,14 +154,18 @@ def print_table(result, console=None) -> None:
     table = Table(title=f"dubcli eval: Setting {result.setting}, {result.n_utterances} "
                   f"utterances ({result.config.get('split')})", box=box.SIMPLE_HEAD,
                   padding=(0, 1), collapse_padding=True)  # fmt: skip
+    rows, keep = table_rows(result), measured_columns(result)
     table.add_column("System", no_wrap=True)
-    for header, _, _ in COLUMNS:
-        table.add_column(SHORT.get(header, header), justify="right", no_wrap=True)
+    for i in keep:
+        table.add_column(SHORT.get(COLUMNS[i][0], COLUMNS[i][0]), justify="right", no_wrap=True)
     table.add_column("ok", justify="right", no_wrap=True)
-    for row in table_rows(result):
-        table.add_row(_short_label(row[0]), *row[1:])
+    for row in rows:
+        table.add_row(_short_label(row[0]), *(row[1 + i] for i in keep), row[-1])
     con.print(table)
     con.print(setup_line(result), markup=False, highlight=False)
+    dropped = [COLUMNS[i][0] for i in range(len(COLUMNS)) if i not in keep]
+    if dropped:
+        con.print(f"not measured: {', '.join(dropped)}", markup=False, highlight=False)
     if any("*" in c for row in table_rows(result) for c in row[1:]):
         con.print(PARTIAL_NOTE, markup=False, highlight=False)
     if result.failures:
@@ -201,7 +218,8 @@ def _json(x: Any) -> Any:
 def to_csv(result) -> str:
     """One row per (utterance, system), then one summary row per system (row = "summary")."""
     keys = ["row", "system", "id", "ref_id", "speaker", "seconds", *METRIC_KEYS, "wer",
-            "rtf_gen", "rtf_e2e", "seconds_gen", "seconds_e2e", "hyp", "text", "errors",
+            "wer_grid", "rtf_gen", "rtf_e2e", "seconds_gen", "seconds_e2e", "hyp", "hyp_grid",
+            "text", "errors",
             "notes"]  # fmt: skip
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
@@ -218,17 +236,16 @@ def to_csv(result) -> str:
         s = result.summary[system]
         row = {"row": "summary", "system": system, "id": f"{s['utterances']}/"
                f"{result.n_utterances}"}  # fmt: skip
-        for key in (*METRIC_KEYS, "wer", "rtf_gen", "rtf_e2e"):
+        for key in (*METRIC_KEYS, "wer", "wer_grid", "rtf_gen", "rtf_e2e"):
             v = cell(s, key)
-            row[key] = "" if v is None else (v / 100.0 if key == "wer" else v)
+            row[key] = "" if v is None else (v / 100.0 if key.startswith("wer") else v)
         w.writerow(row)
     return buf.getvalue()
 
 
 def to_markdown(result) -> str:
     """The summary table as a GitHub Markdown table, with its title, setup line and notes."""
-    rows = table_rows(result)
-    keep = [i for i in range(len(COLUMNS)) if any(r[1 + i] != "n/a" for r in rows)]
+    rows, keep = table_rows(result), measured_columns(result)
     heads = ["System", *(COLUMNS[i][0] for i in keep), "ok"]
     lines = [f"Setting {result.config.get('setting', result.setting)}, "
              f"{result.n_utterances} utterances of {result.config.get('split')}; "

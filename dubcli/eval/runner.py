@@ -341,7 +341,8 @@ def _record(out: Path, system, utt, ref, got: Produced, scores) -> dict[str, Any
     secs = len(got.wav) / SAMPLE_RATE
     return {
         "id": utt.id, "ref_id": ref.id, "system": system, "speaker": utt.speaker,
-        "text": utt.text, "hyp": scores.hyp, "seconds": round(secs, 4),
+        "text": utt.text, "hyp": scores.hyp, "hyp_grid": scores.hyp_grid,
+        "seconds": round(secs, 4),
         "seconds_gen": got.seconds_gen, "seconds_e2e": got.seconds_e2e,
         "audio": rel.as_posix(), "notes": list(got.notes), "errors": dict(scores.errors),
         **{k: float(v) for k, v in scores.values.items()},

@@ -15,7 +15,9 @@ Metric groups (`--metrics`, all by default) and the keys they fill:
                                 without it, so a poor dub still gets boundaries (scored, not
                                 skipped); an alignment that fails is listed as an error
   wer       wer (+ hyp text)    pocketsphinx: the GRID grammar when every text is a GRID
-                                sentence, else a uniform unigram LM over the evaluated texts' vocabulary
+                                sentence, else a uniform unigram LM over the evaluated texts'
+                                vocabulary; wer_grid (+ hyp_grid): GRID sentences only, always
+                                with the GRID grammar (the grammar-constrained protocol)
   secs      secs                resemblyzer cosine vs the Setting's reference audio
   mos       dnsmos_ovrl/sig/bak/p808   DNSMOS (UTMOS's offline stand-in, mos.py)
 A metric that cannot be computed for an item leaves its keys out and records why in `errors`.
@@ -41,7 +43,7 @@ KEYS = {
     "lse": ("lse_c", "lse_d"),
     "sync": ("av_offset", "av_abs_offset", "av_conf"),
     "boundary": ("boundary_ms",),
-    "wer": ("wer",),
+    "wer": ("wer", "wer_grid"),
     "secs": ("secs",),
     "mos": ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"),
 }
@@ -52,6 +54,7 @@ class Scores:
     values: dict[str, float] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # metric group -> why it is missing
     hyp: str | None = None  # recognized text (wer)
+    hyp_grid: str | None = None  # recognized with the GRID grammar (GRID sentences only)
 
 
 def parse_metrics(spec: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -86,6 +89,7 @@ class Scorer:
         self.texts = list(texts)
         self.grid = bool(self.texts) and all(is_grid_sentence(t) for t in self.texts)
         self._recognizer = None
+        self._grid_recognizer = None
         self.syncnet = None
         self.syncnet_source = None
         if "lse" in self.metrics:
@@ -119,6 +123,16 @@ class Scorer:
                 self._recognizer = PocketsphinxRecognizer(vocabulary=sorted(vocab))
         return self._recognizer
 
+    @property
+    def grid_recognizer(self):
+        if self.grid:
+            return self.recognizer
+        if self._grid_recognizer is None:
+            from dubcli.eval.wer import PocketsphinxRecognizer
+
+            self._grid_recognizer = PocketsphinxRecognizer(grammar="grid")
+        return self._grid_recognizer
+
     def score(self, utt: Utterance, wav: np.ndarray, *, gt_wav: np.ndarray, ref_id: str,
               ref_wav: np.ndarray, aperture: np.ndarray, video: Path | None,
               is_gt: bool = False) -> Scores:  # fmt: skip
@@ -138,6 +152,11 @@ class Scorer:
                     from dubcli.eval.wer import corpus_wer
 
                     s.values["wer"] = corpus_wer([utt.text], [s.hyp]).wer
+                    if is_grid_sentence(utt.text):  # the grammar-constrained protocol too
+                        s.hyp_grid = (
+                            s.hyp if self.grid else self.grid_recognizer.transcribe(_peak_safe(wav))
+                        )
+                        s.values["wer_grid"] = corpus_wer([utt.text], [s.hyp_grid]).wer
                 elif group == "secs":
                     self._secs(s, wav, ref_id, ref_wav)
                 elif group == "mos":
