@@ -4,8 +4,8 @@ players; all paths relative to the output folder).
 
 Columns in the paper's order (Tables 1-4): LSE-C, LSE-D, then our landmark AV offset (signed
 mean and mean absolute) and confidence, and phone-boundary error (lip sync without SyncNet
-weights), WER (corpus level: errors / words,
-paper 4.2), SECS, DNSMOS OVRL/SIG/BAK/P808 (in place of UTMOS), RTF (generation / end to end).
+weights), WER (corpus level: errors / words, paper 4.2) and WER GRID, SECS, DNSMOS
+OVRL/SIG/BAK/P808 (in place of UTMOS), RTF (generation / end to end).
 A column without any value for a system shows "n/a" (e.g. LSE without --syncnet); `ok/all`
 counts the utterances a system produced audio for against all that were asked.
 """
@@ -38,10 +38,12 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("RTF gen", "rtf_gen", "{:.3f}"), ("RTF e2e", "rtf_e2e", "{:.3f}"),
 )  # fmt: skip
 # The terminal table's narrower headers and labels (the HTML/CSV keep the full ones).
-SHORT = {"AV off (fr)": "AVoff", "Abs AV off (fr)": "AbsOff", "AV conf": "AVconf", "Bound. err (ms)": "Bnd ms", "WER %": "WER%",
-         "RTF gen": "RTFgen", "RTF e2e": "RTFe2e"}  # fmt: skip
-SHORT_LABELS = {"Ground truth": "GT", "Codec (ceiling)": "Codec", "DiFlowDubber": "DiFlow",
-                "DiFlowDubber NFE ": "DiFlow "}  # fmt: skip
+SHORT = {"AV off (fr)": "AVoff", "Abs AV off (fr)": "AbsOff", "AV conf": "AVconf",
+         "Bound. err (ms)": "Bnd ms", "WER %": "WER%", "RTF gen": "RTFgen",
+         "RTF e2e": "RTFe2e"}  # fmt: skip
+# Label prefixes and their short forms, tried in order ("DiFlowDubber NFE 8" -> "DiFlow 8").
+SHORT_LABELS = {"Ground truth": "GT", "Codec (ceiling)": "Codec", "DiFlowDubber NFE ": "DiFlow ",
+                "DiFlowDubber": "DiFlow"}  # fmt: skip
 METRIC_KEYS = tuple(k for _, k, _ in COLUMNS if not k.startswith(("rtf", "wer")))
 
 
@@ -137,10 +139,10 @@ def table_rows(result) -> list[list[str]]:
     return rows
 
 
-def measured_columns(result) -> list[int]:
-    """Indices into COLUMNS of the columns with a value for at least one system."""
-    rows = table_rows(result)
-    return [i for i in range(len(COLUMNS)) if any(r[1 + i] != "n/a" for r in rows)]
+def measured_columns(rows: Sequence[Sequence[str]]) -> tuple[list[int], list[str]]:
+    """(indices into COLUMNS with a value for at least one row, headers of the others)."""
+    keep = [i for i in range(len(COLUMNS)) if any(r[1 + i] != "n/a" for r in rows)]
+    return keep, [COLUMNS[i][0] for i in range(len(COLUMNS)) if i not in keep]
 
 
 def print_table(result, console=None) -> None:
@@ -154,7 +156,8 @@ def print_table(result, console=None) -> None:
     table = Table(title=f"dubcli eval: Setting {result.setting}, {result.n_utterances} "
                   f"utterances ({result.config.get('split')})", box=box.SIMPLE_HEAD,
                   padding=(0, 1), collapse_padding=True)  # fmt: skip
-    rows, keep = table_rows(result), measured_columns(result)
+    rows = table_rows(result)
+    keep, dropped = measured_columns(rows)
     table.add_column("System", no_wrap=True)
     for i in keep:
         table.add_column(SHORT.get(COLUMNS[i][0], COLUMNS[i][0]), justify="right", no_wrap=True)
@@ -163,10 +166,9 @@ def print_table(result, console=None) -> None:
         table.add_row(_short_label(row[0]), *(row[1 + i] for i in keep), row[-1])
     con.print(table)
     con.print(setup_line(result), markup=False, highlight=False)
-    dropped = [COLUMNS[i][0] for i in range(len(COLUMNS)) if i not in keep]
     if dropped:
         con.print(f"not measured: {', '.join(dropped)}", markup=False, highlight=False)
-    if any("*" in c for row in table_rows(result) for c in row[1:]):
+    if any("*" in c for row in rows for c in row[1:]):
         con.print(PARTIAL_NOTE, markup=False, highlight=False)
     if result.failures:
         con.print(f"{len(result.failures)} failure(s): see {result.files.get('json', 'results')}",
@@ -175,8 +177,8 @@ def print_table(result, console=None) -> None:
 
 def _short_label(text: str) -> str:
     for long, short in SHORT_LABELS.items():
-        if text == long or (long.endswith(" ") and text.startswith(long)):
-            return short + text[len(long) :] if long.endswith(" ") else short
+        if text.startswith(long):
+            return short + text[len(long) :]
     return text
 
 
@@ -245,7 +247,8 @@ def to_csv(result) -> str:
 
 def to_markdown(result) -> str:
     """The summary table as a GitHub Markdown table, with its title, setup line and notes."""
-    rows, keep = table_rows(result), measured_columns(result)
+    rows = table_rows(result)
+    keep, dropped = measured_columns(rows)
     heads = ["System", *(COLUMNS[i][0] for i in keep), "ok"]
     lines = [f"Setting {result.config.get('setting', result.setting)}, "
              f"{result.n_utterances} utterances of {result.config.get('split')}; "
@@ -253,7 +256,6 @@ def to_markdown(result) -> str:
              "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]  # fmt: skip
     for r in rows:
         lines.append("| " + " | ".join([r[0], *(r[1 + i] for i in keep), r[-1]]) + " |")
-    dropped = [COLUMNS[i][0] for i in range(len(COLUMNS)) if i not in keep]
     if dropped:
         lines += ["", f"Not measured (n/a for every system): {', '.join(dropped)}."]
     if any("*" in c for r in rows for c in r[1:]):

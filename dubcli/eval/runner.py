@@ -121,8 +121,8 @@ def evaluate(
     offline: bool = False,
     temperature: float = 1.0,
 ) -> EvalResult:
-    """Evaluate `checkpoint` (None: the registry's default; or the audio in `audio_dir`) on `split` (DIR/test, DIR or a
-    manifest); see the module doc. Raises InputError / CheckpointError / DependencyError /
+    """Evaluate `checkpoint` (None: the registry's default; or the audio in `audio_dir`) on
+    `split` (DIR/test, DIR or a manifest); see the module doc. Raises InputError / CheckpointError / DependencyError /
     OutputError for the run as a whole; per-item problems become failures."""
     from dubcli.data.manifest import MANIFEST_FILE, load_split, read_dataset_info, read_manifest
     from dubcli.eval import report, splits
@@ -221,7 +221,8 @@ def evaluate(
 
     config = {
         "split": str(split), "dataset": str(root), "setting": setting, "pairs_from": source,
-        "nfe": nfes[0] if len(nfes) == 1 else list(nfes), "seed": seed, "temperature": temperature, "limit": limit,
+        "nfe": nfes[0] if len(nfes) == 1 else list(nfes), "seed": seed,
+        "temperature": temperature, "limit": limit,
         "audio_dir": str(audio_dir) if audio_dir else None,
         "model": dubber.describe() if dubber is not None else None,
         "ground_truth_audio": sorted(set(gt.sources.values())), **scorer.describe(),
@@ -247,6 +248,7 @@ class _Context:
         self.audio_dir, self.nfes, self.seed, self.temperature = audio_dir, nfes, seed, temperature
         self._prompts: dict[str, tuple[Any, float]] = {}  # ref id -> (prompt, seconds to encode)
         self._charged: set[tuple[str, str]] = set()  # (system, ref id) whose e2e paid the encoding
+        self._nfe = dict(zip(model_systems(nfes), nfes, strict=True))  # model system -> its NFE
 
     def produce(self, system, k, utt, ref, gt_wav, ref_wav, lip, face) -> Produced:
         from dubcli.eval.groundtruth import fit_length
@@ -281,9 +283,8 @@ class _Context:
         if (system, ref.id) in self._charged:  # each system pays each reference's encoding once
             t_ref = 0.0
         self._charged.add((system, ref.id))
-        nfe = int(system[len(MODEL_PREFIX) :]) if system.startswith(MODEL_PREFIX) else self.nfes[0]
         with Timer(self.dubber._sync()) as t:
-            got = self.dubber.dub(utt.phonemes, lip, face, prompt, nfe=nfe,
+            got = self.dubber.dub(utt.phonemes, lip, face, prompt, nfe=self._nfe[system],
                                   temperature=self.temperature, seed=self.seed + k)  # fmt: skip
         assert len(got.wav) == n, (len(got.wav), n)
         notes = ("text-only timing (stage-1 checkpoint)",) if got.text_only else ()

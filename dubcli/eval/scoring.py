@@ -125,8 +125,7 @@ class Scorer:
 
     @property
     def grid_recognizer(self):
-        if self.grid:
-            return self.recognizer
+        """The GRID grammar for the GRID sentences of a mixed split (wer_grid)."""
         if self._grid_recognizer is None:
             from dubcli.eval.wer import PocketsphinxRecognizer
 
@@ -153,6 +152,7 @@ class Scorer:
 
                     s.values["wer"] = corpus_wer([utt.text], [s.hyp]).wer
                     if is_grid_sentence(utt.text):  # the grammar-constrained protocol too
+                        # an all-GRID split's recognizer is the grammar already: reuse its hyp
                         s.hyp_grid = (
                             s.hyp if self.grid else self.grid_recognizer.transcribe(_peak_safe(wav))
                         )
@@ -198,8 +198,8 @@ class Scorer:
         from dubcli.eval.sync import landmark_sync
 
         r = landmark_sync(aperture, wav, name=utt.id)
-        s.values.update(av_offset=float(r.offset_frames), av_abs_offset=abs(float(r.offset_frames)),
-                        av_conf=float(r.confidence))  # fmt: skip
+        offset = float(r.offset_frames)
+        s.values.update(av_offset=offset, av_abs_offset=abs(offset), av_conf=float(r.confidence))
 
     def _boundary(self, s, utt, wav, gt_wav, is_gt) -> None:
         from dubcli.align.forced import force_align

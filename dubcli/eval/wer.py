@@ -15,8 +15,8 @@ Recognizers (`Recognizer.transcribe(wav) -> str`, 16 kHz mono float):
   JSGF grammar (the GRID grammar, grammar="grid", or any JSGF string) or by a vocabulary: a
   uniform unigram language model over the eval split's words (an ARPA file; pocketsphinx's n-gram
   search takes ~0.2 s per utterance on an 800-word vocabulary, where the same word loop as a
-  JSGF grammar took minutes). The free en-us LM gives 19-86%
-  WER on clean synthetic speech; a grammar makes WER meaningful (DESIGN 2, OFFLINE.md).
+  JSGF grammar took minutes). The free en-us LM gives 19-86% WER on clean synthetic speech; a
+  grammar makes WER meaningful (DESIGN 2, OFFLINE.md).
 - WhisperRecognizer: faster-whisper or openai-whisper (paper: Whisper-V3), only when the package
   is installed AND the model is already cached locally; it never downloads.
 """
@@ -169,13 +169,13 @@ def grid_grammar() -> str:
     return "\n".join(["#JSGF V1.0;", "grammar grid;", f"public <sentence> = {top};", *rules]) + "\n"
 
 
-_JSGF_WORD = re.compile(r"^[a-z0-9]+(?:'[a-z0-9]+)*$")
+_WORD = re.compile(r"^[a-z0-9]+(?:'[a-z0-9]+)*$")
 
 
 def vocabulary_words(words: Iterable[str]) -> list[str]:
     """The sorted, lower-cased vocabulary; words must be letters/digits/apostrophes."""
     vocab = sorted({w.lower() for w in words})
-    bad = [w for w in vocab if not _JSGF_WORD.match(w)]
+    bad = [w for w in vocab if not _WORD.match(w)]
     if bad:
         raise InputError(f"vocabulary: words must be letters/digits/apostrophes, got {bad[:5]}")
     if not vocab:
@@ -239,7 +239,6 @@ class PocketsphinxRecognizer:
                 lm.write_text(unigram_arpa(vocab), encoding="utf-8")
                 self._decoder.add_lm_file("vocabulary", str(lm))
             self._decoder.activate_search("vocabulary")
-            return
         else:
             jsgf = grid_grammar() if grammar == "grid" else grammar
             missing = sorted(
@@ -250,11 +249,11 @@ class PocketsphinxRecognizer:
                     f"grammar: words not in the pocketsphinx dictionary: {missing[:10]}; use "
                     "vocabulary= to add pronunciations automatically"
                 )
-        try:
-            self._decoder.add_jsgf_string("grammar", jsgf)
-        except ValueError as exc:
-            raise InputError(f"grammar: pocketsphinx cannot parse the JSGF ({exc})") from exc
-        self._decoder.activate_search("grammar")
+            try:
+                self._decoder.add_jsgf_string("grammar", jsgf)
+            except ValueError as exc:
+                raise InputError(f"grammar: pocketsphinx cannot parse the JSGF ({exc})") from exc
+            self._decoder.activate_search("grammar")
 
     def _add_missing(self, words: set[str], pronounce: Callable[[str], Sequence[str]]) -> None:
         missing = sorted(w for w in words if self._decoder.lookup_word(w) is None)
