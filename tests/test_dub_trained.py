@@ -34,7 +34,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("trained")
     corpus = root / "corpus"
     prepare("synth", None, corpus, n=10, codec_items=4, shard_size=4,
-            codec_config={"vocab": 16, "f0_method": "dio"})  # fmt: skip
+            codec_config={"vocab": 72, "f0_method": "dio"})  # fmt: skip
     opts = dict(device="cpu", steps=6, lr=3e-3, progress=False)
     r1 = train("tts", corpus, root / "tts", config="tiny", **opts)
     export = root / "model.safetensors"

@@ -40,7 +40,7 @@ def corpus(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("eval")
     data = root / "data"
-    prepare("synth", None, data, n=10, codec_config={"vocab": 16, "f0_method": "dio"},
+    prepare("synth", None, data, n=10, codec_config={"vocab": 72, "f0_method": "dio"},
             codec_items=4)  # fmt: skip
     return root, data, export_tiny(root, data / "codec.safetensors", "dub")
 
@@ -147,6 +147,7 @@ def test_csv_html_and_settings_files(compared):
 
 def test_ground_truth_is_what_prepare_encoded(corpus):
     from dubcli.audio.codec import load_codec
+    from dubcli.audio.codec.phonetic import PhoneLabels
 
     _, data, _ = corpus
     root, utts = load_split(data / "test")
@@ -154,7 +155,8 @@ def test_ground_truth_is_what_prepare_encoded(corpus):
     utt = utts[0]
     wav = gt.audio(utt)
     assert len(wav) == utt.n_frames * 640
-    again = load_codec(data / "codec.safetensors").encode(wav)
+    labels = PhoneLabels(utt.phonemes, utt.durations_tokens)
+    again = load_codec(data / "codec.safetensors").encode(wav, labels)
     assert np.array_equal(again.stacked(), gt.tokens(utt).stacked())  # the very same audio
     lip, _, valid = gt.features(utt)
     ap = aperture_from_lip(lip, valid)

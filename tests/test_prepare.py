@@ -24,7 +24,7 @@ from dubcli.errors import EXIT_USAGE, InputError, OutputError
 from dubcli.text.phonemes import SILENCE, WORD_BOUNDARY
 from dubcli.timing import tokens_for_frames
 
-TINY = {"vocab": 16, "f0_method": "dio"}
+TINY = {"vocab": 72, "f0_method": "dio"}
 
 
 def _app() -> typer.Typer:
@@ -56,7 +56,7 @@ def _lines(root):
 def test_synth_corpus_has_the_prepared_format(corpus):
     info = read_dataset_info(corpus)
     assert info["complete"] and info["counts"] == {"train": 10, "valid": 1, "test": 1}
-    assert info["vocab"] == 16 and info["codec"]["kind"] == "codec/world"
+    assert info["vocab"] == 72 and info["codec"]["kind"] == "codec/world"
     assert (info["lip_dim"], info["face_dim"], info["phoneme_edges"]) == (100, 30, "sil")
     utts = read_manifest(corpus / "manifest.jsonl")
     assert len(utts) == 12 and len({u.id for u in utts}) == 12

@@ -44,7 +44,7 @@ def rendered(tmp_path_factory):
     """Three rendered SynthDub clips (mp4 with audio) and their exact manifest lines."""
     out = tmp_path_factory.mktemp("rendered")
     prepare("synth", None, out, n=3, render=True, codec_items=3,
-            codec_config={"vocab": 16, "f0_method": "dio"})  # fmt: skip
+            codec_config={"vocab": 72, "f0_method": "dio"})  # fmt: skip
     utts = read_manifest(out / "manifest.jsonl")
     assert [u.source["video"] for u in utts] == [f"media/{u.id}.mp4" for u in utts]
     return out, {u.id: u for u in utts}

@@ -22,7 +22,7 @@ from dubcli.text.phonemes import SYMBOLS, VOCAB_VERSION, encode
 from dubcli.timing import tokens_for_frames
 from dubcli.vision.features import FEATURES_VERSION
 
-VOCAB, SPK, LIP, FACE = 32, 16, 100, 30
+VOCAB, SPK, LIP, FACE = 72, 17, 100, 30  # codec: vocab >= 70 phones, SPK = 2 m + 3
 
 
 def write_corpus(
@@ -84,14 +84,21 @@ def write_corpus(
     }
     write_dataset_info(root, info)
     if codec:
+        from dubcli.audio.codec.classifier import PhoneClassifier
+        from dubcli.audio.codec.phonetic import N_BASES, N_UNITS, ContentTable
         from dubcli.audio.codec.world import WorldCodec, WorldCodecConfig
 
-        cfg = WorldCodecConfig(vocab=VOCAB, mcep_order=SPK - 3)
-        WorldCodec(
-            cfg,
-            rng.normal(size=(2, VOCAB, cfg.mcep_order)).astype(np.float32),
-            rng.normal(size=(3, VOCAB, cfg.acoustic_dim)).astype(np.float32),
-        ).save(root / "codec.safetensors")
+        cfg = WorldCodecConfig(vocab=VOCAB, mcep_order=(SPK - 3) // 2)
+        m, width = cfg.mcep_order, 8
+        table = ContentTable(rng.normal(size=(N_BASES, 3, N_BASES + 1, m)),
+                             rng.normal(size=(N_UNITS, 3, m)))  # fmt: skip
+        n_in = (2 * cfg.classifier_context + 1) * (m + 2 + cfg.ap_order + 1)
+        layers = {"w0": rng.normal(size=(n_in, width)), "b0": np.zeros(width),
+                  "w1": rng.normal(size=(width, width)), "b1": np.zeros(width),
+                  "w2": rng.normal(size=(width, N_UNITS)), "b2": np.zeros(N_UNITS)}  # fmt: skip
+        classifier = PhoneClassifier(layers, cfg.classifier_context)
+        acoustic = rng.normal(size=(3, VOCAB, cfg.acoustic_dim)).astype(np.float32)
+        WorldCodec(cfg, table, classifier, acoustic).save(root / "codec.safetensors")
     return root
 
 

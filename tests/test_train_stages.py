@@ -67,7 +67,7 @@ def test_export_rebuilds_without_outside_config(stages):
                and v.is_floating_point())  # fmt: skip
     model, meta, codec = load_inference_model(r2.export)
     assert type(model).__name__ == "DiFlowDubber" and not model.training
-    assert codec.vocab == VOCAB and codec.speaker_dim == 16
+    assert codec.vocab == VOCAB and codec.speaker_dim == 17
     nv = 10
     out = model.generate(torch.tensor([20, 30, 40]), torch.randn(nv, 100), torch.randn(nv, 30),
                          None, None, torch.randn(16), nfe=2, seed=0)  # fmt: skip

@@ -326,29 +326,32 @@ def _setup_codec(out, codec, codec_bytes, lay, items, existing, seed, workers, p
             "matched); use --force to start over"
         )
     from dubcli.audio.codec import WorldCodecConfig, train_world_codec
+    from dubcli.audio.codec.phonetic import PhoneLabels
 
     pool = [it for it in items if it.split == "train"] or list(items)
     rng = np.random.default_rng(int(seed))
     pick = sorted(rng.choice(len(pool), min(int(codec_items), len(pool)), replace=False))
     chosen = [pool[i] for i in pick]
-    wavs = []
+    ctx = Context(out=out, render=False)
+    wavs, labels = [], []
     if workers <= 1:
-        audios = (audio_job(it, lay) for it in chosen)
+        audios = (audio_job(it, lay, ctx) for it in chosen)
     else:
-        audios = pool_map(audio_job, chosen, workers, (lay, None, None))
-    for k, wav in enumerate(audios, 1):
-        if isinstance(wav, str):
-            log.debug("codec audio: %s", wav)
+        audios = pool_map(audio_job, chosen, workers, (lay, None, ctx))
+    for k, got in enumerate(audios, 1):
+        if isinstance(got, str):
+            log.debug("codec audio: %s", got)
         else:
-            wavs.append(wav)
+            wavs.append(got.wav)
+            labels.append(PhoneLabels(got.phonemes, got.durations_tokens))
         if progress is not None:
             progress("codec audio", k, len(chosen))
     if not wavs:
-        raise InputError("could not read the audio of any item to fit the codec on")
+        raise InputError("could not read the audio and phone labels of any item to fit the codec")
     cfg = WorldCodecConfig(**(codec_config or {}))
-    log.info("fitting codebooks (%d codes) on %d utterances", cfg.vocab, len(wavs))
+    log.info("fitting the codec (%d codes) on %d utterances", cfg.vocab, len(wavs))
     cb = (lambda d, t: progress("codec", d, t)) if progress is not None else None
-    fitted = train_world_codec(wavs, seed=int(seed), config=cfg, progress=cb)
+    fitted = train_world_codec(wavs, labels, seed=int(seed), config=cfg, progress=cb)
     fitted.save(dst)
     return load_codec(dst)
 

@@ -21,8 +21,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from dubcli.audio.codec.phonetic import PhoneLabels
 from dubcli.console import get_logger
-from dubcli.data.layouts import Context, Item, ItemFailed, Layout
+from dubcli.data.layouts import Context, Item, ItemFailed, LabelledAudio, Layout
 from dubcli.data.manifest import CODEC_FILE
 from dubcli.errors import DependencyError, DubcliError, ProcessingError
 
@@ -47,10 +48,11 @@ def _init_worker(lay: Layout, codec_path: str, ctx: Context) -> None:
     _W.update(layout=lay, codec=load_codec(codec_path), ctx=ctx)
 
 
-def audio_job(item: Item, lay: Layout | None = None) -> np.ndarray | str:
-    """An item's audio for codec fitting, or a string saying why not."""
+def audio_job(item: Item, lay: Layout | None = None, ctx: Context | None = None
+              ) -> LabelledAudio | str:  # fmt: skip
+    """An item's audio and phone labels for codec fitting, or a string saying why not."""
     try:
-        return np.asarray((lay or _W["layout"]).audio(item), dtype=np.float32)
+        return (lay or _W["layout"]).labelled_audio(item, ctx or _W["ctx"])
     except (ItemFailed, DubcliError) as exc:
         return f"{item.id}: {exc}"
 
@@ -70,7 +72,8 @@ def work(item: Item, lay: Layout, ctx: Context, codec) -> WorkResult:
         timings.update(ex.timings)
         stage = "codec"
         t = time.perf_counter()
-        tok = codec.encode(ex.wav)
+        labels = PhoneLabels(ex.phonemes, ex.durations_tokens)
+        tok = codec.encode(ex.wav, labels)  # content tokens from the phone labels
         timings["codec"] = time.perf_counter() - t
         nv, nt = ex.lip.shape[0], tok.n_tokens
         if sum(ex.durations_tokens) != nt or sum(ex.durations_frames) != nv:
@@ -146,7 +149,7 @@ def pool_map(fn, items: Sequence[Item], workers: int, initargs: tuple) -> Iterat
 
 def _init_pool(lay: Layout, codec_path: str | None, ctx: Context | None) -> None:
     if codec_path is None:
-        _W["layout"] = lay
+        _W.update(layout=lay, ctx=ctx)
     else:
         _init_worker(lay, codec_path, ctx)
 

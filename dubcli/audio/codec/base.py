@@ -70,8 +70,9 @@ class Codec(Protocol):
     vocab: int  # codes per stream (1024 in the paper)
     speaker_dim: int  # d
 
-    def encode(self, wav: np.ndarray) -> CodecTokens:
-        """wav (n,) float at 16 kHz -> tokens with t = n // 200 exactly."""
+    def encode(self, wav: np.ndarray, labels: Any = None) -> CodecTokens:
+        """wav (n,) float at 16 kHz -> tokens with t = n // 200 exactly. `labels` (phonemes
+        and their durations in tokens, when the caller knows them) make content codes exact."""
         ...
 
     def decode(self, tokens: CodecTokens, speaker: np.ndarray | None = None) -> np.ndarray:

@@ -12,14 +12,17 @@ same way from WORLD parameters on the 12.5 ms token grid:
              voices, while decode restores the register from the speaker embedding, like
              FACodec's speaker-independent prosody codes. The range is not z-scored away: pitch
              excursion is expressive prosody, not identity.
-- content  : 2-stage RVQ of the mel-cepstrum c1..cM minus the utterance's mean over speech
-             frames (mean removal takes out the speaker's average tilt/timbre, leaving what the
-             phones change).
-- acoustic : 3-stage RVQ of [what content left of c1..cM, c0 minus its mean (energy),
-             cepstral code of log aperiodicity], weighted per block.
-- speaker  : [mean mcep c0..cM over speech frames, mean ln F0, std ln F0 over voiced frames];
-             decode uses the means, so decoding with another utterance's vector converts the
-             average timbre, level and pitch register (not formant positions).
+- content  : phonetic, from phone labels when the caller has them (prepare: SynthDub timings,
+             forced alignments) and from a phone classifier otherwise (phonetic.py,
+             classifier.py): stage 1 the phone, stage 2 the stressed phone. Decode reads a
+             table of speaker-normalized cepstra per (phone, third, neighbour) (world-2).
+- acoustic : 3-stage RVQ of [what content left of c1..cM (in cepstral units), c0 minus its
+             mean (energy), cepstral code of log aperiodicity], weighted per block.
+- speaker  : [mean mcep c0..cM and std c1..cM over speech frames, mean ln F0, std ln F0 over
+             voiced frames]; cepstra are normalized by the mean and std before the content
+             table, so decoding with another utterance's vector converts timbre, level, pitch
+             register and the spread of the envelope (what the issue's experiment measured:
+             per-utterance mean/std normalization leaves the phones).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dubcli.audio.codec.base import STREAMS, CodecTokens, check_tokens, check_wav
+from dubcli.audio.codec.classifier import PhoneClassifier, frame_inputs
 from dubcli.audio.codec.features import (
     WorldFrames,
     analyze,
@@ -44,13 +48,20 @@ from dubcli.audio.codec.features import (
     warp_vocal_tract,
 )
 from dubcli.audio.codec.kmeans import rvq_decode, rvq_encode
+from dubcli.audio.codec.phonetic import (
+    MIN_VOCAB,
+    ContentTable,
+    PhoneLabels,
+    content_codes,
+    label_units,
+)
 from dubcli.checkpoint import load_checkpoint, save_checkpoint
 from dubcli.errors import CheckpointError
 from dubcli.timing import SAMPLE_RATE, TOKEN_RATE, tokens_for_samples
 
 CODEC_KIND = "codec/world"
 # Bump when analysis, coding or token semantics change: old codebooks then mean something else.
-CODEC_VERSION = "world-1"
+CODEC_VERSION = "world-2"  # world-2: phonetic content (phone labels / classifier)
 DEFAULT_LOG_F0 = float(np.log(150.0))  # register used when an utterance has no voiced frame
 
 
@@ -71,10 +82,11 @@ class WorldCodecConfig:
     speech_range_db: float = 35.0  # frames within this of the loudest count as speech (means)
     energy_weight: float = 1.0  # acoustic RVQ weight of c0 deviation vs the cepstral residual
     ap_weight: float = 0.3  # acoustic RVQ weight of the aperiodicity code
+    classifier_context: int = 5  # phone classifier input: +-this many frames around each frame
 
     @property
     def speaker_dim(self) -> int:
-        return self.mcep_order + 3
+        return 2 * self.mcep_order + 3
 
     @property
     def acoustic_dim(self) -> int:
@@ -91,30 +103,52 @@ class WorldCodecConfig:
         ).astype(np.float32)
 
     def check(self) -> WorldCodecConfig:
-        if self.vocab < 3:
+        if self.vocab < MIN_VOCAB:
             raise ValueError(
-                f"vocab must be >= 3 (one unvoiced code + 2 pitch bins), got {self.vocab}"
+                f"vocab must be >= {MIN_VOCAB} (one content code per stressed phone), "
+                f"got {self.vocab}"
             )
         if self.f0_method not in ("harvest", "dio"):
             raise ValueError(f"f0_method must be 'harvest' or 'dio', got {self.f0_method!r}")
         return self
 
 
+MIN_STD = 1e-3  # floor of a cepstral std (a constant envelope must not divide by zero)
+
+
 class UtteranceFeatures(NamedTuple):
     f0: np.ndarray  # (t,) Hz, 0 unvoiced
     mcep: np.ndarray  # (t, m + 1) c0..cM
     apc: np.ndarray  # (t, a)
-    speaker: np.ndarray  # (d,) float32
+    speaker: np.ndarray  # (d,) float32: mean c0..cM, std c1..cM, mean ln F0, std ln F0
+
+    @property
+    def order(self) -> int:
+        return self.mcep.shape[1] - 1
+
+    def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
+        """(m,) mean and (m,) std of c1..cM over speech frames (from the speaker vector)."""
+        m = self.order
+        return self.speaker[1 : m + 1].astype(np.float64), self.speaker[m + 1 : 2 * m + 1]
 
     def content_input(self) -> np.ndarray:
-        """(t, m): speaker-normalized cepstra c1..cM."""
-        m = self.mcep.shape[1] - 1
-        return self.mcep[:, 1:] - self.speaker[1 : m + 1]
+        """(t, m): cepstra c1..cM z-scored by the utterance's mean and std (speaker removed)."""
+        mean, std = self.mean_std()
+        return (self.mcep[:, 1:] - mean) / std
 
-    def acoustic_input(self, content_residual: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """(t, m + 1 + a): what content left, energy deviation, aperiodicity; weighted."""
-        energy = self.mcep[:, :1] - self.speaker[0]
-        return np.concatenate([content_residual, energy, self.apc], axis=1) * weights
+    def energy(self) -> np.ndarray:
+        """(t,) c0 minus its mean over speech frames."""
+        return self.mcep[:, 0] - self.speaker[0]
+
+    def classifier_inputs(self, context: int) -> np.ndarray:
+        return frame_inputs(self.content_input(), self.energy(), self.f0 > 0, self.apc, context)
+
+    def acoustic_input(self, content: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """(t, m + 1 + a): what the content table (t, m) left, in cepstral units, energy
+        deviation, aperiodicity; weighted."""
+        _, std = self.mean_std()
+        residual = (self.content_input() - content) * std
+        return np.concatenate([residual, self.energy()[:, None], self.apc], axis=1) * weights
 
 
 def utterance_features(
@@ -130,9 +164,19 @@ def utterance_features(
         speech = np.ones(len(mcep), dtype=bool)
     voiced = frames.f0 > 0
     log_f0 = np.log(frames.f0[voiced]) if voiced.any() else np.array([DEFAULT_LOG_F0])
-    mean_mcep = mcep[speech].mean(axis=0) if len(mcep) else np.zeros(config.mcep_order + 1)
-    speaker = np.concatenate([mean_mcep, [log_f0.mean(), log_f0.std()]]).astype(np.float32)
+    m = config.mcep_order
+    if len(mcep):
+        mean, std = mcep[speech].mean(axis=0), np.maximum(mcep[speech, 1:].std(axis=0), MIN_STD)
+    else:
+        mean, std = np.zeros(m + 1), np.ones(m)
+    speaker = np.concatenate([mean, std, [log_f0.mean(), log_f0.std()]]).astype(np.float32)
     return UtteranceFeatures(frames.f0, mcep, apc, speaker)
+
+
+def default_speaker(config: WorldCodecConfig) -> np.ndarray:
+    """The speaker vector of an empty utterance: flat envelope, unit spread, 150 Hz."""
+    m = config.mcep_order
+    return np.concatenate([np.zeros(m + 1), np.ones(m), [DEFAULT_LOG_F0, 0.0]]).astype(np.float32)
 
 
 def analyze_for(wav: np.ndarray, config: WorldCodecConfig) -> WorldFrames:
@@ -173,18 +217,23 @@ class WorldCodec:
     def __init__(
         self,
         config: WorldCodecConfig,
-        content_codebooks: np.ndarray,  # (2, k, m)
+        content_table: ContentTable,  # per (phone, third, neighbour) normalized cepstra
+        classifier: PhoneClassifier,  # content codes for audio without phone labels
         acoustic_codebooks: np.ndarray,  # (3, k, m + 1 + a)
         acoustic_weights: np.ndarray | None = None,  # (m + 1 + a,) default from the config
         info: dict[str, Any] | None = None,  # training provenance, stored in the checkpoint
     ):
         self.config = config.check()
         k, m, ad = config.vocab, config.mcep_order, config.acoustic_dim
-        if content_codebooks.shape != (STREAMS["content"], k, m):
-            raise ValueError(f"content codebooks {content_codebooks.shape} != (2, {k}, {m})")
+        if content_table.context.shape[-1] != m or content_table.stress.shape[-1] != m:
+            raise ValueError(f"content table width {content_table.context.shape[-1]} != {m}")
         if acoustic_codebooks.shape != (STREAMS["acoustic"], k, ad):
             raise ValueError(f"acoustic codebooks {acoustic_codebooks.shape} != (3, {k}, {ad})")
-        self.content_codebooks = np.ascontiguousarray(content_codebooks, dtype=np.float32)
+        n_in = (2 * config.classifier_context + 1) * (m + 2 + config.ap_order + 1)
+        if classifier.input_dim != n_in or classifier.context != config.classifier_context:
+            raise ValueError(f"phone classifier takes {classifier.input_dim} inputs, not {n_in}")
+        self.content_table = ContentTable(*(np.asarray(x, np.float32) for x in content_table))
+        self.classifier = classifier
         self.acoustic_codebooks = np.ascontiguousarray(acoustic_codebooks, dtype=np.float32)
         weights = config.acoustic_weights() if acoustic_weights is None else acoustic_weights
         if np.shape(weights) != (ad,) or not np.all(np.asarray(weights) > 0):
@@ -195,24 +244,38 @@ class WorldCodec:
         self.vocab = config.vocab
         self.speaker_dim = config.speaker_dim
 
-    def encode(self, wav: np.ndarray) -> CodecTokens:
-        """wav (n,) float at 16 kHz -> CodecTokens with t = n // 200."""
+    def encode(self, wav: np.ndarray, labels: PhoneLabels | None = None) -> CodecTokens:
+        """wav (n,) float at 16 kHz -> CodecTokens with t = n // 200.
+
+        labels: the utterance's phonemes and their durations in tokens (summing to t); the
+        content codes are then exact. Without labels the phone classifier supplies them."""
         wav = check_wav(wav)
         t = tokens_for_samples(len(wav))
         cfg = self.config
         if t == 0:
             empty = np.zeros((0,), dtype=np.int64)
-            speaker = np.zeros(cfg.speaker_dim, dtype=np.float32)
-            speaker[-2] = DEFAULT_LOG_F0
             return CodecTokens(
-                empty.reshape(1, 0), empty.reshape(2, 0), empty.reshape(3, 0), speaker
-            )
+                empty.reshape(1, 0), empty.reshape(2, 0), empty.reshape(3, 0),
+                default_speaker(cfg),
+            )  # fmt: skip
         feats = utterance_features(wav, cfg)
+        return self.encode_features(feats, labels)
+
+    def encode_features(
+        self, feats: UtteranceFeatures, labels: PhoneLabels | None = None
+    ) -> CodecTokens:
+        """Tokens of analysed features (see encode)."""
+        cfg = self.config
         prosody = f0_to_prosody(feats.f0, float(feats.speaker[-2]), cfg.vocab, cfg.f0_range_st)
-        content, residual = rvq_encode(feats.content_input(), self.content_codebooks)
-        acoustic, _ = rvq_encode(
-            feats.acoustic_input(residual, self.acoustic_weights), self.acoustic_codebooks
+        if labels is not None:
+            units = label_units(labels, len(feats.f0))
+        else:
+            units = self.classifier.units(feats.classifier_inputs(cfg.classifier_context))
+        content = content_codes(units)
+        acoustic_in = feats.acoustic_input(
+            self.content_table.lookup(content), self.acoustic_weights
         )
+        acoustic, _ = rvq_encode(acoustic_in, self.acoustic_codebooks)
         return CodecTokens(prosody[None, :], content, acoustic, feats.speaker)
 
     def decode(self, tokens: CodecTokens, speaker: np.ndarray | None = None) -> np.ndarray:
@@ -223,11 +286,12 @@ class WorldCodec:
         cfg = self.config
         m = cfg.mcep_order
         spk = tokens.speaker.astype(np.float64)
+        mean, std = spk[: m + 1], spk[m + 1 : 2 * m + 1]
         f0 = prosody_to_f0(tokens.prosody[0], spk[-2], cfg.vocab, cfg.f0_range_st)
-        content = rvq_decode(tokens.content, self.content_codebooks)
+        content = self.content_table.lookup(tokens.content)
         acoustic = rvq_decode(tokens.acoustic, self.acoustic_codebooks) / self.acoustic_weights
         mcep = np.concatenate(
-            [spk[0] + acoustic[:, m : m + 1], content + acoustic[:, :m] + spk[1 : m + 1]], axis=1
+            [mean[0] + acoustic[:, m : m + 1], mean[1:] + std * content + acoustic[:, :m]], axis=1
         )
         sp = mcep_to_sp(mcep, cfg.alpha, cfg.fft_size)
         ap = cep_to_ap(acoustic[:, m + 1 :].astype(np.float64), cfg.alpha, cfg.fft_size)
@@ -238,9 +302,11 @@ class WorldCodec:
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """(tensors, metadata) as stored in a checkpoint (also embeddable in a model's)."""
         tensors = {
-            "content_codebooks": self.content_codebooks,
+            "content_context": self.content_table.context,
+            "content_stress": self.content_table.stress,
             "acoustic_codebooks": self.acoustic_codebooks,
             "acoustic_weights": self.acoustic_weights,
+            **self.classifier.state("classifier_"),
         }
         meta = {
             "kind": CODEC_KIND,
@@ -270,9 +336,9 @@ class WorldCodec:
         version = metadata.get("codec_version")
         if version != CODEC_VERSION:
             raise CheckpointError(
-                f"{source}: codebooks were trained for world codec version '{version}', this "
-                f"dubcli uses '{CODEC_VERSION}'; retrain them (train_world_codec) or use a "
-                "matching dubcli"
+                f"{source}: made for world codec version '{version}', this dubcli uses "
+                f"'{CODEC_VERSION}' (phonetic content tokens since world-2); re-run "
+                "`dubcli prepare` and retrain, or use a matching dubcli"
             )
         fields = {f.name for f in dataclasses.fields(WorldCodecConfig)}
         raw = metadata.get("config")
@@ -280,9 +346,17 @@ class WorldCodec:
             raise CheckpointError(f"{source}: codec config is missing or has unknown fields")
         try:
             config = WorldCodecConfig(**raw).check()
+            table = ContentTable(
+                np.asarray(tensors["content_context"], dtype=np.float32),
+                np.asarray(tensors["content_stress"], dtype=np.float32),
+            )
+            classifier = PhoneClassifier.from_state(
+                tensors, "classifier_", config.classifier_context
+            )
             return cls(
                 config,
-                np.asarray(tensors["content_codebooks"], dtype=np.float32),
+                table,
+                classifier,
                 np.asarray(tensors["acoustic_codebooks"], dtype=np.float32),
                 np.asarray(tensors["acoustic_weights"], dtype=np.float32),
                 info=metadata.get("info"),

@@ -26,7 +26,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -73,6 +73,14 @@ class Extracted:
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
 
 
+class LabelledAudio(NamedTuple):
+    """A waveform with its phonemes and their durations in tokens (codec fitting)."""
+
+    wav: np.ndarray  # (n,) float32 16 kHz
+    phonemes: tuple[str, ...]  # vocabulary symbols
+    durations_tokens: tuple[int, ...]  # (nt,) sums to n // 200
+
+
 class ItemFailed(Exception):
     """An item cannot be prepared (alignment rejected, no face, unreadable media): it is
     written to failures.jsonl with `reason` and the run goes on."""
@@ -100,9 +108,14 @@ class Layout:
         """Every utterance of DATA in a fixed order (the same list on every machine)."""
         raise NotImplementedError
 
-    def audio(self, item: Item) -> np.ndarray:
-        """(n,) 16 kHz waveform of an item, for fitting the codec's codebooks."""
-        raise NotImplementedError
+    def labelled_audio(self, item: Item, ctx: Context) -> LabelledAudio:
+        """An item's waveform and phone labels, for fitting the codec (its content tokens are
+        a function of the phones). By default the whole extraction; layouts with a cheaper
+        way to the labels override it."""
+        ex = self.extract(item, ctx)
+        if not ex.align_ok:
+            raise ItemFailed("its alignment was rejected: not used to fit the codec", "alignment")
+        return LabelledAudio(ex.wav, ex.phonemes, ex.durations_tokens)
 
     def extract(self, item: Item, ctx: Context) -> Extracted:
         """Features of one item; raise ItemFailed (or a DubcliError) when it cannot be used."""

@@ -25,7 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from dubcli.data.layouts import Context, Extracted, Item, Layout, fit_length, quantize
+from dubcli.data.layouts import (
+    Context,
+    Extracted,
+    Item,
+    LabelledAudio,
+    Layout,
+    fit_length,
+    quantize,
+)
 from dubcli.errors import InputError
 from dubcli.text.phonemes import SILENCE, WORD_BOUNDARY
 from dubcli.timing import SAMPLE_RATE, TOKEN_RATE, VIDEO_FPS
@@ -64,10 +72,15 @@ class SynthLayout(Layout):
 
         check_synth_dependencies(sorted({it.data["spec"]["voice"] for it in self.items()}))
 
-    def audio(self, item: Item) -> np.ndarray:
+    def labelled_audio(self, item: Item, ctx: Context) -> LabelledAudio:
+        """The rendered speech and its exact phone timeline (no face)."""
         from dubcli.data.synth import UtteranceSpec, synthesize
 
-        return synthesize(UtteranceSpec.from_dict(item.data["spec"])).wav
+        utt = synthesize(UtteranceSpec.from_dict(item.data["spec"]))
+        wav, phones = pad_to_blocks(utt.wav, utt.phones)
+        symbols, bounds = phoneme_timeline(phones, utt.words)
+        n_tokens = len(wav) * TOKEN_RATE // SAMPLE_RATE
+        return LabelledAudio(wav, symbols, quantize(bounds, TOKEN_RATE, n_tokens))
 
     def extract(self, item: Item, ctx: Context) -> Extracted:
         from dubcli.data.synth import UtteranceSpec, synthesize
