@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,27 @@ ACTIVE_BELOW_PEAK_DB = 35.0  # a token frame is speech when within this of the l
 SILENT_DBFS = -60.0  # ... and above this absolute level
 CLIP_LEVEL = 0.999  # samples at/above this count as clipped
 SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS  # 640
+
+
+@dataclass(frozen=True, eq=False)
+class Oracle:
+    """Ground truth put in place of a model's own predictions, so an evaluation can say where
+    an error comes from (`dubcli eval --oracles`). Empty: the model as it is."""
+
+    durations_frames: Sequence[int] | None = None  # (nt,) video frames per phoneme (MAS's job)
+    content: np.ndarray | None = None  # (2, n) content tokens (the content head's job)
+
+    def frame_durations(self, nt: int, nv: int):
+        """(nt,) long tensor or None; InputError when they do not fit the phonemes/frames."""
+        if self.durations_frames is None:
+            return None
+        import torch
+
+        dur = np.asarray(self.durations_frames, dtype=np.int64)
+        if dur.shape != (nt,) or int(dur.sum()) != nv or (dur < 0).any():
+            raise InputError(f"oracle durations: {dur.shape[0]} phonemes summing to "
+                             f"{int(dur.sum())} frames, expected {nt} and {nv}")  # fmt: skip
+        return torch.from_numpy(dur)
 
 
 @dataclass(frozen=True, eq=False)
@@ -241,8 +263,10 @@ class Dubber:
     # -- generation ----------------------------------------------------------------------------
 
     def dub(self, phonemes, lip: np.ndarray, face: np.ndarray, prompt: Prompt, *, nfe: int = 8,
-            temperature: float = 1.0, seed: int | None = 0) -> DubOutput:  # fmt: skip
-        """phonemes (nt,), lip (nv, Dl), face (nv, Df), prompt -> speech of exactly nv / 25 s."""
+            temperature: float = 1.0, seed: int | None = 0,
+            oracle: Oracle | None = None) -> DubOutput:  # fmt: skip
+        """phonemes (nt,), lip (nv, Dl), face (nv, Df), prompt -> speech of exactly nv / 25 s.
+        `oracle` puts known durations / content tokens in place of the model's (evaluation)."""
         symbols = phoneme_symbols(phonemes)
         lip, face = (
             self._video(lip, "lip", self.cfg.lip_dim),
@@ -255,7 +279,8 @@ class Dubber:
             out = self.tts(symbols, prompt, tokens_for_frames(nv), nfe=nfe,
                            temperature=temperature, seed=seed)  # fmt: skip
             return dataclasses.replace(out, wav=_fit(out.wav, nv * SAMPLES_PER_FRAME))
-        return self._dub(symbols, lip, face, prompt, nfe, temperature, seed, text_only=False)
+        return self._dub(symbols, lip, face, prompt, nfe, temperature, seed, text_only=False,
+                         oracle=oracle)  # fmt: skip
 
     def tts(self, phonemes, prompt: Prompt, n_tokens: int | None = None, *, nfe: int = 8,
             temperature: float = 1.0, seed: int | None = 0) -> DubOutput:  # fmt: skip
@@ -280,18 +305,21 @@ class Dubber:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _dub(self, symbols, lip, face, prompt, nfe, temperature, seed, *, text_only: bool):
+    def _dub(self, symbols, lip, face, prompt, nfe, temperature, seed, *, text_only: bool,
+             oracle: Oracle | None = None):  # fmt: skip
         import torch
 
         from dubcli.eval.rtf import Timer
 
         ph = torch.tensor(encode(symbols), dtype=torch.long)
         nv = lip.shape[0]
+        oracle = oracle or Oracle()
+        dur = oracle.frame_durations(len(symbols), nv)
         with Timer(self._sync()) as t:
             g = self.model.generate(ph, torch.from_numpy(lip), torch.from_numpy(face),
                                     *self._prompt(prompt), nfe=nfe, temperature=temperature,
-                                    seed=seed)  # fmt: skip
-        wav, tokens, dt = self._decode(g, prompt)
+                                    seed=seed, durations_frames=dur)  # fmt: skip
+        wav, tokens, dt = self._decode(g, prompt, oracle.content)
         assert tokens.n_tokens == tokens_for_frames(nv), (tokens.n_tokens, nv)
         return DubOutput(
             wav=_fit(wav, nv * SAMPLES_PER_FRAME),
@@ -365,14 +393,18 @@ class Dubber:
         p, a = torch.from_numpy(prompt.prosody), torch.from_numpy(prompt.acoustic)
         return p, a, torch.from_numpy(np.asarray(prompt.speaker, np.float32))
 
-    def _decode(self, g, prompt: Prompt):
+    def _decode(self, g, prompt: Prompt, content: np.ndarray | None = None):
         from dubcli.audio.codec.base import CodecTokens
         from dubcli.eval.rtf import Timer
 
         n = int(g.lengths[0])
+        if content is not None and np.shape(content) != (self.cfg.n_content, n):
+            raise InputError(f"oracle content tokens {np.shape(content)}, the model made {n}")
         tokens = CodecTokens(
             _np(g.prosody[0, :, :n]).astype(np.int64),
-            _np(g.content[0, :, :n]).astype(np.int64),
+            _np(g.content[0, :, :n]).astype(np.int64)
+            if content is None
+            else np.asarray(content, np.int64),
             _np(g.acoustic[0, :, :n]).astype(np.int64),
             np.asarray(prompt.speaker, np.float32),
         )

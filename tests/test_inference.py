@@ -117,6 +117,26 @@ def test_same_seed_same_speech(dubber, prompt):
     assert not np.array_equal(a.tokens.acoustic, c.tokens.acoustic)
 
 
+def test_oracle_durations_and_content_replace_the_models(dubber, prompt):
+    from dubcli.inference import Oracle
+
+    nv = 20
+    lip, face = _video(nv, seed=2)
+    nt = len(PHONES) + 2  # <sil> edges
+    dur = np.array([2] + [16 // (nt - 2)] * (nt - 2) + [0])
+    dur[-1] = nv - dur.sum()
+    out = dubber.dub(PHONES, lip, face, prompt, nfe=2, seed=3, oracle=Oracle(tuple(dur)))
+    assert out.durations_frames.tolist() == dur.tolist()  # MAS skipped for the given spans
+    n = tokens_for_frames(nv)
+    content = np.random.default_rng(0).integers(0, dubber.cfg.vocab, (2, n))
+    both = dubber.dub(PHONES, lip, face, prompt, nfe=2, seed=3,
+                      oracle=Oracle(tuple(dur), content))  # fmt: skip
+    assert np.array_equal(both.tokens.content, content)
+    assert np.array_equal(both.tokens.acoustic, out.tokens.acoustic)  # only content swapped
+    with pytest.raises(InputError, match="oracle durations"):
+        dubber.dub(PHONES, lip, face, prompt, nfe=2, oracle=Oracle(tuple(dur[:-1])))
+
+
 def test_prompt_is_the_cleanest_window(dubber):
     wav = np.concatenate([np.zeros(3 * SR, np.float32), _tone_speech(5.0)])  # 3 s silence first
     p = dubber.reference(wav)

@@ -38,6 +38,11 @@ def eval_command(
     compare: bool = typer.Option(
         False, "--compare", help="Also ground truth, the codec ceiling and the baseline engine."
     ),
+    oracles: bool = typer.Option(
+        False,
+        "--oracles",
+        help="Also the model with ground-truth durations, and with durations + content tokens.",
+    ),
     plots: bool = typer.Option(
         False, "--plots", help="Attention maps, mel spectrograms and an index.html."
     ),
@@ -73,7 +78,8 @@ def eval_command(
         result = evaluate(checkpoint, split, setting=setting, nfe=nfes, limit=limit,
                           audio_dir=audio_dir, compare=compare, plots=plots, out_dir=output_dir,
                           seed=seed, device=device, progress=update, syncnet=syncnet,
-                          pairs=pairs, metrics=metrics, offline=offline)  # fmt: skip
+                          pairs=pairs, metrics=metrics, offline=offline,
+                          oracles=oracles)  # fmt: skip
     if state.verbosity >= 0:
         print_table(result)
     if as_json:

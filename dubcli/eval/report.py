@@ -43,7 +43,8 @@ SHORT = {"AV off (fr)": "AVoff", "Abs AV off (fr)": "AbsOff", "AV conf": "AVconf
          "RTF e2e": "RTFe2e"}  # fmt: skip
 # Label prefixes and their short forms, tried in order ("DiFlowDubber NFE 8" -> "DiFlow 8").
 SHORT_LABELS = {"Ground truth": "GT", "Codec (ceiling)": "Codec", "DiFlowDubber NFE ": "DiFlow ",
-                "DiFlowDubber": "DiFlow"}  # fmt: skip
+                "DiFlowDubber": "DiFlow", "Oracle: GT durations + content": "Or.dur+cont",
+                "Oracle: GT durations": "Or.dur"}  # fmt: skip
 METRIC_KEYS = tuple(k for _, k, _ in COLUMNS if not k.startswith(("rtf", "wer")))
 
 

@@ -9,7 +9,13 @@ Per utterance of the split (pairs and Settings: splits.py), the systems, in tabl
             Setting's reference voice (dubbing/baseline.py)
   model     Dubber.dub with its phonemes, the shard's lip/face features and the Setting's
             reference (or, with audio_dir, the file <id>.wav found there)
-`compare` runs all four, otherwise only `model`. Several NFEs (`nfe=(8, 32)`) make one model
+  oracle-dur      the model with the ground-truth frames per phoneme in place of the
+                  Synchronizer's MAS durations (`oracles`)
+  oracle-content  ... and the prepared content tokens in place of its content head's
+`compare` runs gt, codec, baseline and model, otherwise only `model`; `oracles` adds the two
+oracle rows after the model's (at the first NFE), so each error has an address: timing
+(model vs oracle-dur), content (oracle-dur vs oracle-content), prosody/acoustic generation
+(oracle-content vs codec). Several NFEs (`nfe=(8, 32)`) make one model
 system per NFE, "model-nfe8", "model-nfe32", on the same pairs and seeds: one run, one table.
 Metrics: scoring.py. RTF (paper Table 4):
 "gen" = the model's token generation alone (the DFM sampler at `nfe`), "e2e" = reference
@@ -42,8 +48,10 @@ from dubcli.timing import SAMPLE_RATE, VIDEO_FPS
 log = get_logger(__name__)
 
 SYSTEMS = ("gt", "codec", "baseline", "model")
+ORACLES = ("oracle-dur", "oracle-content")
 LABELS = {"gt": "Ground truth", "codec": "Codec (ceiling)", "baseline": "Baseline",
-          "model": "DiFlowDubber"}  # fmt: skip
+          "model": "DiFlowDubber", "oracle-dur": "Oracle: GT durations",
+          "oracle-content": "Oracle: GT durations + content"}  # fmt: skip
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 MODEL_PREFIX = "model-nfe"  # the model's system name per NFE when several are evaluated
 
@@ -120,6 +128,7 @@ def evaluate(
     metrics: str | Sequence[str] | None = None,
     offline: bool = False,
     temperature: float = 1.0,
+    oracles: bool = False,
 ) -> EvalResult:
     """Evaluate `checkpoint` (None: the registry's default; or the audio in `audio_dir`) on
     `split` (DIR/test, DIR or a manifest); see the module doc. Raises InputError / CheckpointError / DependencyError /
@@ -160,6 +169,10 @@ def evaluate(
     texts = [p.utt.text for p in plan if p.utt is not None]
     plan = plan[:limit] if limit is not None else plan
     systems = (*(SYSTEMS[:-1] if compare else ()), *model_systems(nfes))
+    if oracles:
+        if audio_dir is not None:
+            raise InputError("--oracles runs the model: it cannot go with --audio-dir")
+        systems = (*systems, *ORACLES)
 
     dubber = None
     if audio_dir is None:
@@ -221,7 +234,7 @@ def evaluate(
 
     config = {
         "split": str(split), "dataset": str(root), "setting": setting, "pairs_from": source,
-        "nfe": nfes[0] if len(nfes) == 1 else list(nfes), "seed": seed,
+        "nfe": nfes[0] if len(nfes) == 1 else list(nfes), "seed": seed, "oracles": oracles,
         "temperature": temperature, "limit": limit,
         "audio_dir": str(audio_dir) if audio_dir else None,
         "model": dubber.describe() if dubber is not None else None,
@@ -284,11 +297,21 @@ class _Context:
             t_ref = 0.0
         self._charged.add((system, ref.id))
         with Timer(self.dubber._sync()) as t:
-            got = self.dubber.dub(utt.phonemes, lip, face, prompt, nfe=self._nfe[system],
-                                  temperature=self.temperature, seed=self.seed + k)  # fmt: skip
+            got = self.dubber.dub(utt.phonemes, lip, face, prompt,
+                                  nfe=self._nfe.get(system, self.nfes[0]),
+                                  temperature=self.temperature, seed=self.seed + k,
+                                  oracle=self._oracle(system, utt))  # fmt: skip
         assert len(got.wav) == n, (len(got.wav), n)
         notes = ("text-only timing (stage-1 checkpoint)",) if got.text_only else ()
         return Produced(got.wav, got.seconds_model, t_ref + t.seconds, got, notes)
+
+    def _oracle(self, system: str, utt):
+        from dubcli.inference import Oracle
+
+        if system not in ORACLES:
+            return None
+        content = self.gt.tokens(utt).content if system == "oracle-content" else None
+        return Oracle(durations_frames=tuple(utt.durations_frames), content=content)
 
     def _from_dir(self, utt, n: int) -> Produced:
         from dubcli.audio.io import load_audio

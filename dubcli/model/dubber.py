@@ -219,9 +219,9 @@ class DiFlowDubber(_Base):
             self.teacher.eval()
         return self
 
-    def _forward(self, ph, pm, lip, vmask, face, token_lengths, n):
+    def _forward(self, ph, pm, lip, vmask, face, token_lengths, n, durations_frames=None):
         phon = self.ccta.encode_phonemes(ph, pm)
-        sync = self.synchronizer(lip, vmask, phon, ph, pm, token_lengths, n)
+        sync = self.synchronizer(lip, vmask, phon, ph, pm, token_lengths, n, durations_frames)
         fo = self.fapro(face, vmask, token_lengths, n) if self.fapro is not None else None
         prior = fo.prior if fo is not None else None
         cc = self.ccta(sync.out, sync.token_mask, prior if self.fuse_prior else None)
@@ -282,9 +282,12 @@ class DiFlowDubber(_Base):
         seed: int | None = None,
         video_mask: Tensor | None = None,
         prompt_mask: Tensor | None = None,
+        durations_frames: Tensor | None = None,
     ) -> Generated:
         """phonemes (nt,)|(b, nt), lip (nv, Dl)|(b, nv, Dl), face likewise -> Generated with
-        exactly tokens_for_frames(nv_i) tokens for item i (video_mask (b, nv) gives nv_i)."""
+        exactly tokens_for_frames(nv_i) tokens for item i (video_mask (b, nv) gives nv_i).
+        durations_frames (nt,)|(b, nt): known frames per phoneme in place of the Synchronizer's
+        MAS (an oracle for evaluation)."""
         with _eval(self):
             dev = self.device
             ph, pm = as_phonemes(phonemes, dev)
@@ -304,7 +307,9 @@ class DiFlowDubber(_Base):
             prompt, pmask = as_prompt(
                 prompt_prosody, prompt_acoustic, prompt_mask, b, self.cfg, self.device
             )
-            sync, _, prior, cc = self._forward(ph, pm, lip, vmask, face, tl, n)
+            if durations_frames is not None:
+                durations_frames = durations_frames.to(dev).reshape(b, -1).long()
+            sync, _, prior, cc = self._forward(ph, pm, lip, vmask, face, tl, n, durations_frames)
             tmask = sync.token_mask
             spk = as_speaker(speaker, b, dev)
             x = self._sample(cc.latent, tmask, spk, prompt, pmask, prior, nfe, temperature, seed)

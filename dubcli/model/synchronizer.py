@@ -81,8 +81,11 @@ class Synchronizer(nn.Module):
         phoneme_mask: Tensor,
         token_lengths: Tensor | None = None,
         n_out: int | None = None,
+        durations_frames: Tensor | None = None,
     ) -> SyncOutput:
-        """`token_lengths` (b,) default to round-half-up(nv * 16 / 5); `n_out` pads to n."""
+        """`token_lengths` (b,) default to round-half-up(nv * 16 / 5); `n_out` pads to n.
+        `durations_frames` (b, nt): frames per phoneme to use instead of MAS on the attention
+        (the ground-truth-durations oracle of `dubcli eval --oracles`)."""
         b, nv, _ = lip.shape
         check_mask(video_mask, b, nv, "video_mask")
         check_mask(phoneme_mask, b, phon.shape[1], "phoneme_mask")
@@ -95,7 +98,11 @@ class Synchronizer(nn.Module):
 
         # Duration-based regulation: MAS on the (detached) attention -> expand phonemes.
         alignable = phoneme_mask & (phonemes != WORD_BOUNDARY_ID)
-        path = mas_path(attn_v.detach(), video_mask, phoneme_mask, alignable)  # (b, nt, nv)
+        if durations_frames is None:
+            path = mas_path(attn_v.detach(), video_mask, phoneme_mask, alignable)  # (b, nt, nv)
+        else:
+            path = alignment_matrix(durations_frames, nv, phoneme_mask).transpose(1, 2)
+            path = path * video_mask[:, None, :]
         expanded = path.transpose(1, 2).to(phon.dtype) @ phon  # (b, nv, d_t)
         x = zero_pad(x + self.expand_proj(expanded), video_mask)
 
