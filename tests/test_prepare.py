@@ -1,5 +1,5 @@
 """`dubcli prepare` on the synth layout: the prepared format end to end, resuming after a kill,
---shard parts and their merge, reference pairing, bad input. Tiny codebooks (16 codes, dio F0)
+--shard parts and their merge, reference pairing, bad input. Small codebooks (72 codes, dio F0)
 keep it fast; one corpus is built per module and reused."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import typer
 
+from dubcli.audio.codec.phonetic import BASE_INDEX
 from dubcli.cli import _root, run
 from dubcli.commands.prepare import register
 from dubcli.console import reset_console
@@ -21,7 +22,7 @@ from dubcli.data.merge import merge_prepared
 from dubcli.data.prepare import pair_refs, parse_shard, prepare
 from dubcli.data.synth import make_specs, synthesize
 from dubcli.errors import EXIT_USAGE, InputError, OutputError
-from dubcli.text.phonemes import SILENCE, WORD_BOUNDARY
+from dubcli.text.phonemes import SILENCE, WORD_BOUNDARY, strip_stress
 from dubcli.timing import tokens_for_frames
 
 TINY = {"vocab": 72, "f0_method": "dio"}
@@ -68,7 +69,11 @@ def test_synth_corpus_has_the_prepared_format(corpus):
         assert u.n_tokens == tokens_for_frames(u.n_frames)  # synth pads to whole 0.2 s blocks
         assert reader.get(u, "prosody").shape == (1, u.n_tokens)
         assert reader.get(u, "acoustic").dtype == np.int16
-        assert int(reader.get(u, "content").max()) < 16
+        content = reader.get(u, "content")
+        assert int(content.max()) < 72
+        # phonetic content: stage 1 is the phone of each frame, from the manifest's timings
+        frames = np.repeat(np.array(u.phonemes, dtype=object), u.durations_tokens)
+        assert content[0].tolist() == [BASE_INDEX.get(strip_stress(p), 0) for p in frames]
         assert reader.get(u, "lip").shape == (u.n_frames, 100)
         assert reader.get(u, "video_valid").all()
         if u.split == "test":

@@ -333,22 +333,22 @@ def _setup_codec(out, codec, codec_bytes, lay, items, existing, seed, workers, p
     pick = sorted(rng.choice(len(pool), min(int(codec_items), len(pool)), replace=False))
     chosen = [pool[i] for i in pick]
     ctx = Context(out=out, render=False)
+    cfg = WorldCodecConfig(**(codec_config or {}))
     wavs, labels = [], []
     if workers <= 1:
-        audios = (audio_job(it, lay, ctx) for it in chosen)
+        audios = (audio_job(it, lay, ctx, cfg) for it in chosen)
     else:
-        audios = pool_map(audio_job, chosen, workers, (lay, None, ctx))
+        audios = pool_map(audio_job, chosen, workers, (lay, None, ctx, cfg))
     for k, got in enumerate(audios, 1):
         if isinstance(got, str):
             log.debug("codec audio: %s", got)
         else:
-            wavs.append(got.wav)
-            labels.append(PhoneLabels(got.phonemes, got.durations_tokens))
+            wavs.append(got[1])  # the WORLD analysis of the audio
+            labels.append(PhoneLabels(got[0].phonemes, got[0].durations_tokens))
         if progress is not None:
             progress("codec audio", k, len(chosen))
     if not wavs:
         raise InputError("could not read the audio and phone labels of any item to fit the codec")
-    cfg = WorldCodecConfig(**(codec_config or {}))
     log.info("fitting the codec (%d codes) on %d utterances", cfg.vocab, len(wavs))
     cb = (lambda d, t: progress("codec", d, t)) if progress is not None else None
     fitted = train_world_codec(wavs, labels, seed=int(seed), config=cfg, progress=cb)

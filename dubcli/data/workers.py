@@ -48,11 +48,17 @@ def _init_worker(lay: Layout, codec_path: str, ctx: Context) -> None:
     _W.update(layout=lay, codec=load_codec(codec_path), ctx=ctx)
 
 
-def audio_job(item: Item, lay: Layout | None = None, ctx: Context | None = None
-              ) -> LabelledAudio | str:  # fmt: skip
-    """An item's audio and phone labels for codec fitting, or a string saying why not."""
+def audio_job(item: Item, lay: Layout | None = None, ctx: Context | None = None,
+              analysis: Any = None) -> tuple[LabelledAudio, Any] | str:  # fmt: skip
+    """An item's audio and phone labels for codec fitting, and its WORLD analysis with the
+    codec config `analysis` (done here so that worker processes share the work), or a string
+    saying why not."""
+    from dubcli.audio.codec.world import analyze_for
+
     try:
-        return (lay or _W["layout"]).labelled_audio(item, ctx or _W["ctx"])
+        got = (lay or _W["layout"]).labelled_audio(item, ctx or _W["ctx"])
+        config = analysis if analysis is not None else _W["analysis"]
+        return got, analyze_for(np.asarray(got.wav, dtype=np.float64), config)
     except (ItemFailed, DubcliError) as exc:
         return f"{item.id}: {exc}"
 
@@ -147,9 +153,10 @@ def pool_map(fn, items: Sequence[Item], workers: int, initargs: tuple) -> Iterat
         ex.shutdown(wait=True, cancel_futures=True)
 
 
-def _init_pool(lay: Layout, codec_path: str | None, ctx: Context | None) -> None:
+def _init_pool(lay: Layout, codec_path: str | None, ctx: Context | None,
+               analysis: Any = None) -> None:  # fmt: skip
     if codec_path is None:
-        _W.update(layout=lay, ctx=ctx)
+        _W.update(layout=lay, ctx=ctx, analysis=analysis)
     else:
         _init_worker(lay, codec_path, ctx)
 

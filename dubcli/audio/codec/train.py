@@ -17,6 +17,7 @@ import numpy as np
 
 from dubcli.audio.codec.base import STREAMS, check_wav
 from dubcli.audio.codec.classifier import train_classifier
+from dubcli.audio.codec.features import WorldFrames
 from dubcli.audio.codec.kmeans import rvq_encode, train_rvq
 from dubcli.audio.codec.phonetic import (
     PhoneLabels,
@@ -38,7 +39,7 @@ log = get_logger(__name__)
 
 
 def train_world_codec(
-    wavs: Sequence[np.ndarray],
+    wavs: Sequence[np.ndarray | WorldFrames],
     labels: Sequence[PhoneLabels],
     *,
     seed: int = 0,
@@ -49,7 +50,8 @@ def train_world_codec(
     classifier_epochs: int = 8,
     progress: Callable[[int, int], None] | None = None,
 ) -> WorldCodec:
-    """Fit a codec on 16 kHz waveforms (each (n,)) and their phone labels (one per waveform).
+    """Fit a codec on 16 kHz waveforms (each (n,), or already analysed with `analyze_for`,
+    e.g. in worker processes) and their phone labels (one per waveform).
 
     seed: drives frame subsampling, k-means++ seeding and the classifier; same inputs + seed ->
         same codec.
@@ -67,7 +69,10 @@ def train_world_codec(
     codes: list[np.ndarray] = []
     total = len(wavs) * len(vtl_factors)
     for i, (wav, lab) in enumerate(zip(wavs, labels, strict=True)):
-        frames = analyze_for(check_wav(wav, f"codec training waveform {i}"), config)
+        if isinstance(wav, WorldFrames):
+            frames = wav
+        else:
+            frames = analyze_for(check_wav(wav, f"codec training waveform {i}"), config)
         units = label_units(lab, len(frames.f0), f"codec training labels {i}")
         for factor in vtl_factors:
             feats.append(utterance_features(frames, config, vtl_factor=float(factor)))

@@ -1,0 +1,103 @@
+"""How much of the words the `world` codec's phonetic content stream carries (issue 12).
+
+Generates N SynthDub utterances (exact phone labels), fits the codec on the train split, and on
+the test split (speakers, and two base voices, never seen in training) reports:
+- content-code accuracy when the codec encodes from audio alone (the phone classifier) against
+  the codes the labels give, per stage;
+- WER on the GRID sentences (pocketsphinx, GRID grammar) of: the original audio, codec
+  resynthesis with labels, codec resynthesis from audio alone, and "table only": the cepstra
+  replaced by the content table's (phone, third, neighbour) means, rescaled by the utterance's
+  own mean/std, with its own energy, F0 and aperiodicity (what the content stream alone says).
+
+    python benchmarks/codec_content.py -n 400 --seed 3      # ~10 min on 2 CPU cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+
+from dubcli.audio.codec.features import mcep_to_sp, synthesize  # noqa: E402
+from dubcli.audio.codec.phonetic import PhoneLabels  # noqa: E402
+from dubcli.audio.codec.train import train_world_codec  # noqa: E402
+from dubcli.audio.codec.world import analyze_for, utterance_features  # noqa: E402
+from dubcli.data.layouts import Context, make_layout  # noqa: E402
+from dubcli.eval.wer import PocketsphinxRecognizer, corpus_wer  # noqa: E402
+
+
+def table_only(codec, wav: np.ndarray, labels: PhoneLabels) -> np.ndarray:
+    cfg = codec.config
+    frames = analyze_for(wav, cfg)
+    feats = utterance_features(frames, cfg)
+    tokens = codec.encode_features(feats, labels)
+    mean, std = feats.mean_std()
+    mcep = feats.mcep.copy()
+    mcep[:, 1:] = mean + std * codec.content_table.lookup(tokens.content)
+    sp = mcep_to_sp(mcep, cfg.alpha, cfg.fft_size)
+    return synthesize(frames.f0, sp, frames.ap).astype(np.float32)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=400, help="SynthDub utterances (80/10/10 split)")
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--vocab", type=int, default=1024)
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    lay = make_layout("synth", None, n=args.n, seed=args.seed)
+    ctx = Context(out=Path("."), render=False)
+    data = {"train": [], "test": []}
+    texts = {}
+    for it in lay.items():
+        if it.split in data:
+            data[it.split].append(lay.labelled_audio(it, ctx))
+            texts[id(data[it.split][-1])] = (it.data["spec"]["kind"], it.data["spec"]["text"])
+    print(f"synthesized {len(data['train'])} train / {len(data['test'])} test utterances "
+          f"in {time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
+
+    def labels(u):
+        return PhoneLabels(u.phonemes, u.durations_tokens)
+
+    t1 = time.perf_counter()
+    from dubcli.audio.codec.world import WorldCodecConfig
+
+    codec = train_world_codec([u.wav for u in data["train"]], [labels(u) for u in data["train"]],
+                              seed=args.seed, config=WorldCodecConfig(vocab=args.vocab))  # fmt: skip
+    print(f"codec fitted in {time.perf_counter() - t1:.0f} s", flush=True)
+
+    hits, n = np.zeros(2), 0
+    outs: dict[str, list[np.ndarray]] = {"original": [], "codec, labels": [],
+                                         "codec, audio alone": [], "table only": []}  # fmt: skip
+    refs = []
+    for u in data["test"]:
+        wav = u.wav.astype(np.float64)
+        with_labels, alone = codec.encode(wav, labels(u)), codec.encode(wav)
+        hits += (with_labels.content == alone.content).sum(axis=1)
+        n += with_labels.n_tokens
+        kind, text = texts[id(u)]
+        if kind == "grid":
+            refs.append(text)
+            outs["original"].append(u.wav)
+            outs["codec, labels"].append(codec.decode(with_labels))
+            outs["codec, audio alone"].append(codec.decode(alone))
+            outs["table only"].append(table_only(codec, wav, labels(u)))
+    print(f"content codes from audio alone, unseen test speakers: stage 1 {hits[0] / n:.1%}, "
+          f"stage 2 {hits[1] / n:.1%} of {n} frames", flush=True)  # fmt: skip
+    rec = PocketsphinxRecognizer(grammar="grid")
+    for name, wavs in outs.items():
+        res = corpus_wer(refs, [rec.transcribe(w) for w in wavs])
+        print(f"WER GRID {name:20s} {res.wer:6.1%}  ({len(refs)} utterances)", flush=True)
+    print(f"total {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
