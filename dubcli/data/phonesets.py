@@ -2,12 +2,25 @@
 
 The synthesizers name phones their own way: the mbrola voices use SAMPA-like names (us1/us2/us3
 share one set with aspirated/flapped allophones; en1 is British SAMPA), festival voices use the
-"radio" phone set. Each table below maps every phone of a set onto an ARPAbet base (no stress),
-`<sil>` for pauses, or "DX" for a flap (resolved to T or D from the dictionary, as CMUdict writes
-flaps). Stress is not in mbrola's output and festival's syllable stress has no secondary level,
-so vowels take their stress from the word's CMUdict pronunciation (the convention of our text
-frontend, g2p_en + CMUdict, so training labels match inference inputs), aligned phone by phone;
-the source's stress is the fallback for vowels CMUdict does not cover.
+"radio" phone set (kal, ked, slt) or the British "mrpa" set (rab). Each table below maps every
+phone of a set onto an ARPAbet base (no stress), `<sil>` for pauses, or "DX" for a flap (resolved
+to T or D from the dictionary, as CMUdict writes flaps).
+
+The foreign-database voices (espeak-ng's mb-de1-en .. mb-ro1-en: English read with German,
+French, Hungarian, Polish, Swedish, Dutch, Afrikaans and Romanian diphones) get one table per
+database language. A phone is labelled by what it sounds like (its value in the database's own
+SAMPA), not by the English phoneme espeak-ng meant, so the label, the audio and the visemes
+agree: a German "v" read for English w is V, a devoiced final "t" is T, a French "i" is IY even
+where English has IH, and a diphthong espeak-ng spells as vowel + glide (French "E j") is EH Y.
+Where a phone lies between two ARPAbet phones (ARPAbet has no [a], [ø], [ɐ], [ɵ], [ɨ], short [e],
+[ts]), it takes the one that it most often stands for in CMUdict over the corpus words (counted
+with espeak-ng's per-word output aligned to CMUdict); e.g. German [ɐ] (the vocalized r of "for",
+"other") is ER, German [aː] (read for "but", "are") is AH, Hungarian [ø] (read for schwa) is AH.
+
+Stress is not in mbrola's output and festival's syllable stress has no secondary level, so vowels
+take their stress from the word's CMUdict pronunciation (the convention of our text frontend,
+g2p_en + CMUdict, so training labels match inference inputs), aligned phone by phone; the
+source's stress is the fallback for vowels CMUdict does not cover.
 """
 
 from __future__ import annotations
@@ -54,12 +67,113 @@ FESTIVAL_RADIO: dict[str, str] = {
     "th": "TH", "v": "V", "w": "W", "y": "Y", "z": "Z", "zh": "ZH",
 }  # fmt: skip
 
+# festival mrpa phone set (rab_diphone: British RP, non-rhotic like en1).
+FESTIVAL_MRPA: dict[str, str] = {
+    "#": SILENCE,
+    "uh": "AH", "e": "EH", "a": "AE", "o": "AA", "i": "IH", "u": "UH", "ii": "IY", "uu": "UW",
+    "oo": "AO", "aa": "AA", "@@": "ER", "ai": "AY", "ei": "EY", "oi": "OY", "au": "AW",
+    "ou": "OW", "e@": "EH", "i@": "IH", "u@": "UH", "@": "AH",
+    "p": "P", "t": "T", "k": "K", "b": "B", "d": "D", "g": "G", "s": "S", "z": "Z", "sh": "SH",
+    "zh": "ZH", "f": "F", "v": "V", "th": "TH", "dh": "DH", "ch": "CH", "jh": "JH", "h": "HH",
+    "m": "M", "n": "N", "ng": "NG", "l": "L", "y": "Y", "r": "R", "w": "W",
+}  # fmt: skip
+
+# --- English over foreign mbrola databases (espeak-ng mb-XX-en voices; see the module doc) ---
+_STOPS_ETC = {c: c.upper() for c in "bdfgklmnpstvz"}  # SAMPA = ARPAbet for these
+
+# German (de1..de6). de4 adds English phones (D T EI @U L r w); de5/de6 add D T w.
+MBROLA_DE: dict[str, str] = {
+    "_": SILENCE, **_STOPS_ETC,
+    "6": "ER",  # [ɐ], vocalized r: "for" f O 6, "other" a: D 6
+    "@": "AH", "E": "EH", "I": "IH", "O": "AO", "OY": "OY", "U": "UH", "a": "AE",
+    "a:": "AH", "aI": "AY", "aU": "AW", "e:": "EY", "i:": "IY", "o:": "OW", "u:": "UW",
+    "@U": "OW", "EI": "EY", "N": "NG", "R": "R", "r": "R", "S": "SH", "Z": "ZH", "T": "TH",
+    "D": "DH", "L": "L", "tS": "CH", "j": "Y", "h": "HH", "w": "W",
+}  # fmt: skip
+
+# French (fr1, fr4): no [h], [ɪ] or diphthongs; EY is "E j", AY "a j".
+MBROLA_FR: dict[str, str] = {
+    "_": SILENCE, **_STOPS_ETC,
+    "9": "ER",  # [œ], read for the NURSE vowel
+    "@": "AH", "E": "EH", "O": "AO", "a": "AE", "i": "IY", "o": "OW", "u": "UW",
+    "N": "NG", "R": "R", "S": "SH", "Z": "ZH", "j": "Y", "w": "W",
+}  # fmt: skip
+
+# Hungarian (hu1): O is [ɒ] (as en1's Q), a: is [aː].
+MBROLA_HU: dict[str, str] = {
+    "_": SILENCE, **_STOPS_ETC,
+    "2": "AH",  # [ø], read for schwa and the NURSE vowel
+    "E": "EH", "O": "AA", "a:": "AE", "e:": "EY", "i": "IY", "i:": "IY", "o": "OW",
+    "u": "UW", "u:": "UW", "S": "SH", "Z": "ZH", "dZ": "JH", "tS": "CH", "j": "Y", "h": "HH",
+    "r": "R",
+}  # fmt: skip
+
+# Polish (pl1): I is [ɨ], x is [x] (read for h).
+MBROLA_PL: dict[str, str] = {
+    "_": SILENCE, **_STOPS_ETC,
+    "I": "IH", "a": "AE", "e": "EH", "i": "IY", "o": "AO", "u": "UW",
+    "N": "NG", "S": "SH", "Z": "ZH", "dZ": "JH", "tS": "CH", "j": "Y", "w": "W", "x": "HH",
+    "r": "R",
+}  # fmt: skip
+
+# Swedish (sw1, sw2): aspirated ph/th/kh, retroflex rs (read for sh and zh).
+MBROLA_SV: dict[str, str] = {
+    "_": SILENCE, **_STOPS_ETC,
+    "2:": "ER",  # [øː], read for the NURSE vowel
+    "u0": "AH",  # [ɵ], read for the STRUT vowel
+    "@": "AH", "A:": "AA", "E:": "EH", "I": "IH", "O": "AO", "U": "UH", "a": "AE", "e": "EH",
+    "i": "IY", "i:": "IY", "o:": "OW", "u:": "UW",
+    "ph": "P", "th": "T", "kh": "K", "rs": "SH", "N": "NG", "j": "Y", "h": "HH", "r": "R",
+}  # fmt: skip
+
+# Dutch (nl2): J and L are the coda allophones of j and l; dj/tj palatalized d/t (read for
+# JH/CH).
+MBROLA_NL: dict[str, str] = {
+    "_": SILENCE, **_STOPS_ETC,
+    "2": "AH",  # [øː], read for the STRUT vowel
+    "@": "AH", "A": "AA", "Au": "AW", "E": "EH", "Ei": "EY", "I": "IH", "O": "AO", "a": "AE",
+    "i": "IY", "o": "OW", "u": "UW",
+    "J": "Y", "L": "L", "N": "NG", "S": "SH", "Z": "ZH", "dj": "JH", "tj": "CH", "j": "Y",
+    "w": "W", "h": "HH", "r": "R",
+}  # fmt: skip
+
+# Afrikaans (af1): & is [əi], $ is [œu] (read for EY, OW); ? is a glottal stop (a closure).
+MBROLA_AF: dict[str, str] = {
+    "_": SILENCE, "?": SILENCE, **_STOPS_ETC,
+    "$": "OW", "&": "EY", "@": "AH", "A": "AE", "E": "EH", "O": "AO", "a": "AA",
+    "e": "EH",  # [eə], read for the centring diphthongs of "there", "here"
+    "i": "IY", "u": "UW", "{": "AE",
+    "N": "NG", "j": "Y", "w": "W", "h": "HH", "r": "R",
+}  # fmt: skip
+
+# Romanian (ro1): C is [tʃ], G [dʒ], J [ʒ], T [ts] (read for a final ch).
+MBROLA_RO: dict[str, str] = {
+    "_": SILENCE, **_STOPS_ETC,
+    "@": "AH", "a": "AE", "e": "EH", "i": "IY", "o": "AO", "u": "UW",
+    "C": "CH", "G": "JH", "J": "ZH", "S": "SH", "T": "CH", "j": "Y", "w": "W", "h": "HH",
+    "r": "R",
+}  # fmt: skip
+
 PHONE_SETS: dict[str, dict[str, str]] = {
     "mbrola-us": MBROLA_US,
     "mbrola-en1": MBROLA_EN1,
+    "mbrola-de": MBROLA_DE,
+    "mbrola-fr": MBROLA_FR,
+    "mbrola-hu": MBROLA_HU,
+    "mbrola-pl": MBROLA_PL,
+    "mbrola-sv": MBROLA_SV,
+    "mbrola-nl": MBROLA_NL,
+    "mbrola-af": MBROLA_AF,
+    "mbrola-ro": MBROLA_RO,
     "festival-radio": FESTIVAL_RADIO,
+    "festival-mrpa": FESTIVAL_MRPA,
 }
-REDUCED = {"ax", "axr", "ix"}  # festival vowels that are unstressed by definition
+REDUCED = {
+    "ax",
+    "axr",
+    "ix",
+    "@",
+}  # festival vowels that are unstressed by definition (radio, mrpa)
 
 
 def to_base(phone: str, phone_set: str) -> str:
@@ -74,10 +188,17 @@ def _cmudict() -> dict[str, list[list[str]]]:
     return cmudict.dict()
 
 
+# The vowel a diphthong starts from: a voice without the diphthong says that vowel + a glide
+# (French "E j" for EY), and the vowel should align with (and take the stress of) the diphthong.
+_ONSET_OF = {"EY": ("EH",), "AY": ("AA", "AE"), "AW": ("AA", "AE"), "OW": ("AO",), "OY": ("AO",)}
+
+
 def _cost(a: str, b: str) -> float:
     """Substitution cost between a source base and a CMUdict base (stress stripped)."""
     if a == b or (a == FLAP and b in ("T", "D")):
         return 0.0
+    if a in _ONSET_OF.get(b, ()):
+        return 0.3
     if (a in VOWELS) == (b in VOWELS):
         return 0.6
     return 1.5
