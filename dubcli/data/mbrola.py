@@ -36,8 +36,15 @@ from dubcli.timing import SAMPLE_RATE
 log = get_logger(__name__)
 SR_MS = SAMPLE_RATE // 1000  # samples per ms (16)
 MBROLA_DIRS = ("/usr/share/mbrola", "/usr/local/share/mbrola", "/usr/lib/mbrola")
-# Near-equivalent phones to try when a voice lacks a diphone (same ARPAbet label either way).
-FALLBACK = {"O2": "O", "l=": "l", "t_h": "t", "p_h": "p", "k_h": "k", "5": "l", "I@": "I"}
+# Near-equivalent phones to try, per phone set, when a voice lacks a diphone. The label follows
+# the phone rendered: the same ARPAbet label, except German v -> f (V -> F: the German databases
+# have no v before a consonant or pause, where German devoices it).
+FALLBACK: dict[str, dict[str, str]] = {
+    "mbrola-us": {"O2": "O", "l=": "l", "t_h": "t", "p_h": "p", "k_h": "k"},
+    "mbrola-en1": {"5": "l", "I@": "I"},
+    "mbrola-de": {"v": "f", "EI": "e:"},
+    "mbrola-sv": {"i": "i:"},  # sw2 has short i only in a few diphones
+}
 _MISSING_RE = re.compile(r"for (\S+)-(\S+) segment")
 
 
@@ -191,12 +198,13 @@ def _quantize(lines: list[PhoLine]) -> list[int]:
 
 
 def _render(lines: list[PhoLine], info: VoiceInfo, where: str) -> np.ndarray:
-    """mbrola -> float32 16 kHz audio.
+    """mbrola -> float32 16 kHz audio (databases recorded at 22.05 kHz are resampled).
 
     A diphone the voice lacks (us3 has no h-j, no EI-O2, ...) is first retried with a
-    near-equivalent phone (FALLBACK, same label); if none exists, mbrola's -e renders that one
-    diphone as silence of the same length, so the timeline still holds (a short gap in a
-    transition, e.g. h -> j; ~3% of us3 utterances).
+    near-equivalent phone (FALLBACK) at the places where that pair occurs (`lines` is edited to
+    what was rendered); if none exists, mbrola's -e renders that one diphone as silence of the
+    same length, so the timeline still holds (a short gap in a transition, e.g. h -> j; ~3% of
+    us3 utterances).
     """
     import soundfile as sf
     import soxr
@@ -206,10 +214,11 @@ def _render(lines: list[PhoLine], info: VoiceInfo, where: str) -> np.ndarray:
         raise DependencyError(
             f"mbrola voice {info.name} not found in {', '.join(MBROLA_DIRS)}; run .ci/system-deps.sh"
         )
+    fallback = FALLBACK.get(info.phone_set, {})
     ignore_missing = False
     with tempfile.TemporaryDirectory(prefix="dubcli-mbrola-") as tmp:
         pho, wav = os.path.join(tmp, "in.pho"), os.path.join(tmp, "out.wav")
-        for _ in range(6):
+        for _ in range(len(lines) + 2):  # each retry removes one missing pair
             Path(pho).write_text(format_pho(lines))
             flags = ["-e"] if ignore_missing else []
             res = run_program(["mbrola", *flags, str(db), pho, wav], where)
@@ -223,13 +232,14 @@ def _render(lines: list[PhoLine], info: VoiceInfo, where: str) -> np.ndarray:
             m = _MISSING_RE.search(res.stderr)
             if m is None or ignore_missing:
                 break
-            bad = [p for p in m.groups() if p in FALLBACK]
-            if bad:
-                for ln in lines:
-                    if ln.phone == bad[0]:
-                        ln.phone = FALLBACK[bad[0]]
-            else:
+            a, b = m.groups()
+            side = 0 if a in fallback else 1 if b in fallback else -1
+            if side < 0:
                 ignore_missing = True
+                continue
+            for i in range(len(lines) - 1):
+                if lines[i].phone == a and lines[i + 1].phone == b:
+                    lines[i + side].phone = fallback[(a, b)[side]]
     raise ProcessingError(f"{where}: mbrola {info.name} failed: {res.stderr.strip()[-200:]}")
 
 
@@ -253,8 +263,8 @@ def synthesize_mbrola(
     _shape(lines, style, f0x, rng)
     lines = [PhoLine("_", lead / SR_MS)] + lines + [PhoLine("_", trail / SR_MS)]
     ns = _quantize(lines)
+    audio = _render(lines, info, where)  # may swap in FALLBACK phones: label what was rendered
     labels = _labels(lines, words, info, where)
-    audio = _render(lines, info, where)
     segs = [
         Segment(sym, n, ln.word if sym != SILENCE else -1)
         for sym, n, ln in zip(labels, ns, lines, strict=True)
