@@ -6,7 +6,7 @@
 set -euo pipefail
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "system-deps: apt-get not found; install espeak-ng, mbrola (us1 us2 us3 en1) and festival by hand" >&2
+  echo "system-deps: apt-get not found; install espeak-ng, mbrola (the voices listed below) and festival by hand" >&2
   exit 1
 fi
 SUDO=""
@@ -25,5 +25,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 \
-  festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts >/dev/null
+  mbrola-de1 mbrola-de2 mbrola-de3 mbrola-de4 mbrola-de5 mbrola-de6 mbrola-fr1 mbrola-fr4 \
+  mbrola-hu1 mbrola-pl1 mbrola-sw1 mbrola-sw2 mbrola-nl2 mbrola-af1 mbrola-ro1 \
+  festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-rablpc16k >/dev/null
 echo "system-deps: ok ($(espeak-ng --version | head -c 40); mbrola voices: $(ls /usr/share/mbrola | tr '\n' ' '))"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import sys
@@ -32,6 +33,19 @@ from test_inference import export_tiny  # noqa: E402
 torch.set_num_threads(1)
 TRAIN = [f"synth-train-s0-{i:06d}" for i in range(8)]  # 4 and 7 share a speaker (en1+vtl0.9)
 GRID = TRAIN[1:3]  # two GRID sentences: the fast GRID-grammar recognizer applies
+
+
+@pytest.fixture(scope="module", autouse=True)
+def seven_voices():
+    """SynthDub's seven voices when the ids above were picked: make_specs draws over the split's
+    voices, so this keeps those draws (4 and 7 one speaker, 1 and 2 GRID), for prepare and for
+    eval's ground truth, which re-derives each spec from its id."""
+    from dubcli.data import synth
+
+    seven = ["us1", "us2", "us3", "en1", "kal", "ked", "slt"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(synth, "make_specs", functools.partial(synth.make_specs, voices=seven))
+        yield
 
 
 @pytest.fixture(scope="module")

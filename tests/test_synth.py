@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 from dubcli.data import festival as festival_mod
+from dubcli.data import mbrola as mbrola_mod
 from dubcli.data import synth as synth_mod
 from dubcli.data.engines import REFERENCE_RMS_DB, normalize_loudness
+from dubcli.data.mbrola import FALLBACK
 from dubcli.data.perturb import measure_f0, warp_envelope, world_perturb
 from dubcli.data.phonesets import FLAP, PHONE_SETS, label_word
 from dubcli.data.prosody import STYLES, ProsodyStyle
@@ -80,6 +82,15 @@ def test_every_phone_set_maps_into_the_vocabulary():
         for phone, base in table.items():
             assert base in (SILENCE, FLAP) or base in VOWELS or base in CONSONANTS, (name, phone)
         assert any(b == SILENCE for b in table.values()), name
+    for name, fallback in FALLBACK.items():  # a fallback phone is a phone of the same set
+        assert set(fallback) | set(fallback.values()) <= set(PHONE_SETS[name]), name
+
+
+def test_a_diphthong_spelt_as_vowel_and_glide_takes_the_diphthong_stress():
+    # French voices say EY as "E j": the EH aligns with CMUdict's EY1 (not AH0 of "a")
+    assert label_word("a", ["EH", "Y"]) == ["EH1", "Y"]
+    assert label_word("like", ["L", "AE", "Y", "K"]) == ["L", "AE1", "Y", "K"]
+    assert label_word("house", ["HH", "AE", "UW", "S"]) == ["HH", "AE1", "UW0", "S"]
 
 
 def test_label_word_takes_stress_and_flaps_from_cmudict():
@@ -117,11 +128,39 @@ def test_test_speakers_are_unseen_in_training():
     train, valid, test = (set(speakers(s)) for s in ("train", "valid", "test"))
     assert train == valid and train and test and not train & test
     test_only = {v for v, i in VOICES.items() if i.test_only}
-    assert test_only == {"us3", "ked"}
+    assert test_only == {"us3", "ked", "de5", "fr4", "ro1"}
     assert not {s.voice for s in train} & test_only
     assert test_only <= {s.voice for s in test}
     # every training voice also appears in test, but only with perturbations unseen in train
     assert {s.voice for s in train} < {s.voice for s in test}
+
+
+def test_voice_roster_is_broad_and_the_test_voices_are_mixed():
+    assert len(VOICES) >= 15
+    train_voices = {s.voice for s in speakers("train")}
+    test_only = [i for i in VOICES.values() if i.test_only]
+    assert len(train_voices) + len(test_only) == len(VOICES)
+    assert 0.15 <= len(test_only) / len(VOICES) <= 0.3  # about 1 in 5 base voices
+    # the test-only voices mix genders, engines and accents, and so do the training voices
+    for group in (test_only, [VOICES[v] for v in train_voices]):
+        assert {i.gender for i in group} == {"f", "m"}
+        assert {i.engine for i in group} == {"mbrola", "festival"}
+        assert len({i.accent for i in group}) >= 3
+    assert {i.accent for i in test_only} - {VOICES[v].accent for v in train_voices}  # one unseen
+    for info in VOICES.values():
+        assert info.phone_set in PHONE_SETS and info.gender in ("f", "m"), info
+        assert info.engine in ("mbrola", "festival"), info
+
+
+def test_make_specs_draws_the_base_voice_uniformly():
+    from collections import Counter
+
+    specs = make_specs(1500, seed=1, split="train")
+    counts = Counter(s.voice for s in specs)
+    train_voices = {s.voice for s in speakers("train")}
+    assert set(counts) == train_voices
+    mean = len(specs) / len(train_voices)
+    assert all(0.6 * mean < c < 1.4 * mean for c in counts.values()), counts
 
 
 # --- texts and specs -------------------------------------------------------------------------
@@ -279,6 +318,59 @@ def test_a_diphone_the_voice_lacks_still_renders_on_time():
     utt = synthesize(spec)
     _check_timeline(utt)
     assert [p.symbol for p in utt.phones][1:4] == ["HH", "Y", "UW1"]
+
+
+def _raw_vs_timeline(monkeypatch) -> list[int]:
+    """Record, per render, (engine audio samples) - (samples the phone timeline covers), taken
+    before fit_edges pads or trims the final pause to make them equal."""
+    out = []
+    for mod in (mbrola_mod, festival_mod):
+        real = mod.fit_edges
+
+        def fit(wav, segs, lead, trail, real=real):
+            out.append(len(wav) - sum(s.n for s in segs))
+            return real(wav, segs, lead, trail)
+
+        monkeypatch.setattr(mod, "fit_edges", fit)
+    return out
+
+
+@pytest.mark.parametrize("voice", list(VOICES))
+def test_every_voice_renders_with_phone_timings_that_match_the_audio(voice, monkeypatch):
+    info = VOICES[voice]
+    if not (HAVE_MBROLA if info.engine == "mbrola" else HAVE_FESTIVAL):
+        pytest.skip(f"{info.engine} not installed")
+    raw = _raw_vs_timeline(monkeypatch)
+    utt = synthesize(_spec(text="lay green by a zero please", voice=voice, seed=4))
+    _check_timeline(utt)
+    assert [w.text for w in utt.words] == "lay green by a zero please".split()
+    assert [p.symbol for p in utt.phones if p.symbol != SILENCE][0] == "L"
+    # The engine's own audio ends where the phones say, before any padding: mbrola realizes the
+    # .pho boundaries pitch-synchronously (it stops within one pitch period of the last one),
+    # festival's diphone voices leave 20-30 ms of the final diphone after the last segment end.
+    (diff,) = raw
+    lo, hi = (-0.02, 0.0) if info.engine == "mbrola" else (0.0, 0.04)
+    assert lo * 16000 - 1 <= diff <= hi * 16000 + 1, (voice, diff / 16)
+    # speech, at about the pitch it was given
+    speech = np.concatenate(
+        [utt.wav[round(p.start * 16000) : round(p.end * 16000)] for p in utt.phones[1:-1]]
+    )
+    assert np.sqrt(np.mean(speech**2)) > 0.02
+    track = measure_f0(utt.wav, 16000)
+    f0 = float(np.median(track[track > 0]))
+    if utt.f0_targets is not None:  # mbrola's .pho targets (festival unperturbed: none)
+        assert abs(math.log(f0 / np.median(utt.f0_targets[:, 1]))) < math.log(1.3), voice
+    assert 70 < f0 < 300, voice
+
+
+@needs_mbrola
+def test_german_v_before_a_consonant_falls_back_to_f_there_only():
+    # the German databases have no v-k diphone (German devoices a final v): "of course" says
+    # [f k] and is labelled F, while the v of "very" keeps V
+    spec = dataclasses.replace(_spec(text="of course it is very good", voice="de1"), kind="free")
+    syms = [p.symbol for p in synthesize(spec).phones]
+    assert syms[1:4] == ["AO1", "F", "K"] and "V" in syms
+    _check_timeline(synthesize(spec))
 
 
 def _style_measures(voice: str) -> dict[str, tuple[float, float]]:

@@ -1,4 +1,4 @@
-"""festival voices (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts) with their segment timings.
+"""festival voices (kal/ked/rab_diphone, cmu_us_slt_arctic_hts) with their segment timings.
 
 A Scheme script (sent to one long-lived `festival --pipe` process) runs festival's Text
 pipeline step by step so we can touch the durations:

@@ -3,10 +3,10 @@
     specs = make_specs(100, seed=0, split="train")   # text, voice, speaker, style, seed
     utt = synthesize(specs[0])                        # wav (16 kHz), phones, words, f0 targets
 
-An utterance is rendered by espeak-ng + mbrola (voices us1 us2 us3 en1: an edited .pho) or by
-festival (kal ked slt: segment timings from the utterance structure), then perturbed in the WORLD
-domain (vocal-tract length, F0 scale and, for festival, the pitch style), then set to the style's
-loudness. `phones` covers [0, len(wav)/16000] contiguously; every start/end is a whole sample.
+An utterance is rendered by espeak-ng + mbrola (us1 us2 us3 en1 and the foreign-database voices
+de1..ro1 of voices.py: an edited .pho) or by festival (kal ked slt rab: segment timings from the
+utterance structure), then perturbed in the WORLD domain (vocal-tract length, F0 scale and, for
+festival, the pitch style), then set to the style's loudness. `phones` covers [0, len(wav)/16000] contiguously; every start/end is a whole sample.
 """
 
 from __future__ import annotations

@@ -1,12 +1,17 @@
 """SynthDub voices and speakers, and the fixed speaker split (DESIGN 6: test voices unseen).
 
-A *voice* is a synthesizer voice (mbrola us1/us2/us3/en1, festival kal/ked/slt). A *speaker* is a
-voice plus a WORLD-domain perturbation: a vocal-tract-length warp of the spectral envelope and an
-F0 scale. Speaker ids spell both: "us2" (unperturbed) or "us2+vtl1.05+f0x0.9".
+A *voice* is a synthesizer voice: mbrola us1/us2/us3 (American) and en1 (British); English read
+by espeak-ng over the diphones of German (de1-de6), French (fr1, fr4), Hungarian (hu1), Polish
+(pl1), Swedish (sw1, sw2), Dutch (nl2), Afrikaans (af1) and Romanian (ro1) mbrola databases,
+i.e. accented speakers; festival kal/ked/slt (American) and rab (British). A *speaker* is a voice
+plus a WORLD-domain perturbation: a vocal-tract-length warp of the spectral envelope and an F0
+scale. Speaker ids spell both: "us2" (unperturbed) or "us2+vtl1.05+f0x0.9".
 
-The split is fixed here, not drawn: us3 and ked (and every perturbation of them) appear only in
-test, and so do the extreme warp/scale values on the training voices. Train and valid share the
-training speakers (valid holds out text, not voices).
+The split is fixed here, not drawn: the test-only voices us3, ked, de5, fr4 and ro1 (2 female,
+3 male; 4 mbrola, 1 festival; American, German, French and Romanian accents, the last unseen in
+training) and every perturbation of them appear only in test, and so do the extreme warp/scale
+values on the 18 training voices. Train and valid share the training speakers (valid holds out
+text, not voices). Genders are the databases' own (their READMEs).
 """
 
 from __future__ import annotations
@@ -25,8 +30,14 @@ class VoiceInfo:
     program_voice: str  # espeak-ng voice (mb-us1) or festival voice (kal_diphone)
     phone_set: str  # key of phonesets.PHONE_SETS
     gender: str  # "f" | "m" (of the unperturbed voice)
-    accent: str  # "us" | "gb"
+    accent: str  # "us" | "gb", or the language of a foreign database read as English ("de", ...)
     test_only: bool  # reserved for the test split
+
+
+def _mb_en(name: str, phone_set: str, gender: str, test_only: bool = False) -> VoiceInfo:
+    """An espeak-ng mb-XX-en voice: English over a foreign mbrola database."""
+    accent = phone_set.removeprefix("mbrola-")  # the database language: de, fr, sv, ...
+    return VoiceInfo(name, "mbrola", f"mb-{name}-en", phone_set, gender, accent, test_only)
 
 
 VOICES: dict[str, VoiceInfo] = {
@@ -36,9 +47,25 @@ VOICES: dict[str, VoiceInfo] = {
         VoiceInfo("us2", "mbrola", "mb-us2", "mbrola-us", "m", "us", False),
         VoiceInfo("us3", "mbrola", "mb-us3", "mbrola-us", "m", "us", True),
         VoiceInfo("en1", "mbrola", "mb-en1", "mbrola-en1", "m", "gb", False),
+        _mb_en("de1", "mbrola-de", "f"),
+        _mb_en("de2", "mbrola-de", "m"),
+        _mb_en("de3", "mbrola-de", "f"),
+        _mb_en("de4", "mbrola-de", "m"),
+        _mb_en("de5", "mbrola-de", "f", test_only=True),
+        _mb_en("de6", "mbrola-de", "m"),
+        _mb_en("fr1", "mbrola-fr", "m"),
+        _mb_en("fr4", "mbrola-fr", "f", test_only=True),
+        _mb_en("hu1", "mbrola-hu", "f"),
+        _mb_en("pl1", "mbrola-pl", "f"),
+        _mb_en("sw1", "mbrola-sv", "m"),
+        _mb_en("sw2", "mbrola-sv", "f"),
+        _mb_en("nl2", "mbrola-nl", "m"),
+        _mb_en("af1", "mbrola-af", "m"),
+        _mb_en("ro1", "mbrola-ro", "m", test_only=True),
         VoiceInfo("kal", "festival", "kal_diphone", "festival-radio", "m", "us", False),
         VoiceInfo("ked", "festival", "ked_diphone", "festival-radio", "m", "us", True),
         VoiceInfo("slt", "festival", "cmu_us_slt_arctic_hts", "festival-radio", "f", "us", False),
+        VoiceInfo("rab", "festival", "rab_diphone", "festival-mrpa", "m", "gb", False),
     )
 }
 
