@@ -12,6 +12,10 @@ The split is fixed here, not drawn: the test-only voices us3, ked, de5, fr4 and 
 training) and every perturbation of them appear only in test, and so do the extreme warp/scale
 values on the 18 training voices. Train and valid share the training speakers (valid holds out
 text, not voices). Genders are the databases' own (their READMEs).
+
+Left out: mbrola gr2 (its X and Y units are the clusters [ks] and [ps], with no phone boundary
+inside, and English sh comes out as [ts]) and festival don_diphone (its audio ends up to 130 ms
+away from its own segment times).
 """
 
 from __future__ import annotations
