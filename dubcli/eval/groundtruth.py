@@ -6,9 +6,9 @@ Dimensions: nv video frames (25 fps), s = nv * 640 samples (16 kHz), Dl lip feat
 first match wins, always cut/padded to exactly nv * 640 samples as prepare saw it
 (layouts: n = nv * 640 for video; SynthDub pads to whole 0.2 s blocks, the same length):
   1. a shard field "wav" (int16 or float), should a future prepare store it;
-  2. SynthDub: re-synthesized from its spec, which the id determines (data/synth.make_specs is
-     deterministic per (seed, split, index)); the manifest's voice/seed/text must match it. This
-     needs the synth programs (espeak-ng + mbrola / festival), as prepare did;
+  2. SynthDub: re-synthesized from its spec as the manifest line records it (text, speaker,
+     style, and source voice/kind/seed; rendering is deterministic). This needs the synth
+     programs (espeak-ng + mbrola / festival), as prepare did;
   3. other layouts: the layout rebuilt from dataset.json (layout, source folder, seed, options)
      and its own `audio(item)` (the clip's start/end included) - the raw data must still be at
      the path prepare read;
@@ -137,21 +137,22 @@ class GroundTruth:
         raise InputError(f"{utt.id}: no ground-truth audio ({why})")
 
     def _synth(self, utt: Utterance) -> np.ndarray:
-        from dubcli.data.synth import make_specs, synthesize
+        """Re-render a SynthDub utterance from the spec its manifest line records (text,
+        speaker, style, voice, kind, seed), so a corpus keeps its ground truth whatever later
+        versions draw for the same id."""
+        from dubcli.data.prosody import ProsodyStyle
+        from dubcli.data.synth import UtteranceSpec, synthesize
 
-        m = _SYNTH_ID.match(utt.id)
-        if m is None:
+        if _SYNTH_ID.match(utt.id) is None:
             raise InputError(f"{utt.id}: not a SynthDub id; cannot re-synthesize it")
-        split, seed, index = m.group(1), int(m.group(2)), int(m.group(3))
-        spec = make_specs(index + 1, seed, split)[index]
         src = utt.source or {}
-        if (
-            spec.text != utt.text
-            or src.get("voice", spec.voice) != spec.voice
-            or str(src.get("seed", spec.seed)) != str(spec.seed)
-        ):
-            raise InputError(f"{utt.id}: its SynthDub spec does not match the manifest (made "
-                             "by another dubcli version?)")  # fmt: skip
+        try:
+            spec = UtteranceSpec(id=utt.id, text=utt.text, voice=str(src["voice"]),
+                                 speaker=utt.speaker, style=ProsodyStyle.from_dict(utt.style),
+                                 seed=int(src["seed"]), kind=str(src["kind"]))  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{utt.id}: its manifest line lacks the SynthDub spec ({exc}); "
+                             "re-run dubcli prepare") from None  # fmt: skip
         return synthesize(spec).wav
 
     def _from_layout(self, utt: Utterance) -> np.ndarray:

@@ -108,6 +108,10 @@ class Layout:
         """Every utterance of DATA in a fixed order (the same list on every machine)."""
         raise NotImplementedError
 
+    def audio(self, item: Item) -> np.ndarray:
+        """(n,) 16 kHz waveform of an item (the ground truth `dubcli eval` scores against)."""
+        raise NotImplementedError
+
     def labelled_audio(self, item: Item, ctx: Context) -> LabelledAudio:
         """An item's waveform and phone labels, for fitting the codec (its content tokens are
         a function of the phones). By default the whole extraction; layouts with a cheaper

@@ -29,6 +29,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dubcli.data.layouts import Context, Extracted, Item, ItemFailed, Layout, hash_split, safe_id
 from dubcli.errors import InputError
 
@@ -168,6 +170,14 @@ class ChemLayout(Layout):
             split = _SPLIT_ALIASES.get(split) or hash_split(uid, self.seed)
             items.append(Item(uid, split, speaker, data))
         return items[: self.n] if self.n is not None else items
+
+    def audio(self, item: Item) -> np.ndarray:
+        from dubcli.media import decode_audio
+
+        d = item.data
+        if "error" in d:
+            raise ItemFailed(d["error"], "text")
+        return decode_audio(d.get("audio") or d["video"], start=d.get("start"), end=d.get("end"))
 
     def extract(self, item: Item, ctx: Context) -> Extracted:
         from dubcli.data.layouts.clip import extract_clip

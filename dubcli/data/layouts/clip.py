@@ -87,6 +87,12 @@ class FolderLayout(Layout):
         """The first --n items (all without it)."""
         return items[: self.n] if self.n is not None else items
 
+    def audio(self, item: Item) -> np.ndarray:
+        from dubcli.media import decode_audio
+
+        d = item.data
+        return decode_audio(d.get("audio") or d["video"], start=d.get("start"), end=d.get("end"))
+
     def extract(self, item: Item, ctx: Context) -> Extracted:
         return extract_clip(Path(item.data["video"]), name=item.id, **self.clip_inputs(item))
 
