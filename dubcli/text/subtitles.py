@@ -1,7 +1,8 @@
 """Subtitle cues: read subtitle files into `Cue`s, write SRT (DESIGN 3, the text input).
 
-Read: SRT, WebVTT and ASS/SSA (subtitle_formats.py). Real subtitle files are messy, so reading
-is tolerant and every repair is logged once with a count:
+Read: SRT, WebVTT, ASS/SSA, TTML/DFXP, SAMI, MicroDVD and MPL2 (subtitle_formats.py says which
+parser reads which, and why). Real subtitle files are messy, so reading is tolerant and every
+repair is logged once with a count:
 - encodings (here, for every format): UTF-8 (with or without BOM), UTF-16/32 with BOM, BOM-less
   UTF-16, cp1252 fallback; line ends CRLF / CR / LF;
 - markup, speakers and sound-only cues: subtitle_markup.py;
@@ -98,11 +99,12 @@ def _decode(path: Path, data: bytes) -> str:
 # ---------------------------------------------------------------- public API
 
 
-def read_cues(path: str | Path) -> list[Cue]:
-    """Read an SRT, WebVTT or ASS/SSA file into cues sorted by start and numbered from 1.
+def read_cues(path: str | Path, *, fps: float | None = None) -> list[Cue]:
+    """Read a subtitle file into cues sorted by start and numbered from 1.
 
     The format comes from the content, or from the extension when the content does not show it
-    (a warning when the two disagree). Raises InputError (naming the file) for a missing
+    (a warning when the two disagree). `fps`: the video's frame rate, for MicroDVD files that
+    count frames without naming their rate. Raises InputError (naming the file) for a missing
     file, a directory, undecodable bytes, an empty file or a file with no valid cues.
     """
     path = Path(path)
@@ -114,6 +116,8 @@ def read_cues(path: str | Path) -> list[Cue]:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if data.startswith(b"\x00\x00\x01\xba"):  # an MPEG pack header: VobSub's .sub (with .idx)
+        raise InputError(f"{path}: VobSub image subtitles (pictures, not text); need a text file")
     text = _decode(path, data).replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
     if not text.strip():
         raise InputError(f"{path}: empty subtitle file")
@@ -124,13 +128,19 @@ def read_cues(path: str | Path) -> list[Cue]:
     sniffed = formats.sniff(text)
     fmt = sniffed or by_suffix
     if fmt is None:
-        raise InputError(f"{path}: not a subtitle file (no SRT/VTT timing lines or ASS events)")
+        raise InputError(
+            f"{path}: not a subtitle file (no SRT/VTT timing lines, ASS events, TTML/SAMI "
+            "document or MicroDVD/MPL2 lines)"
+        )
     if by_suffix and sniffed and by_suffix != sniffed:
         log.warning("%s: extension says %s but the content is %s; read as %s", path,
                     by_suffix, sniffed, sniffed)  # fmt: skip
 
     stats: Counter[str] = Counter()
-    raw = formats.parse(fmt, text, stats)
+    try:
+        raw = formats.parse(fmt, text, stats, fps)
+    except formats.FormatError as exc:
+        raise InputError(f"{path}: {exc}") from exc
     return _finish(path, raw, stats)
 
 
