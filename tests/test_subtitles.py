@@ -350,3 +350,90 @@ def test_write_srt_round_trip_and_force(tmp_path):
     assert read_cues(out)[0].speaker == "JOHN"
     with pytest.raises(ValueError):
         write_srt([Cue(1, 2.0, 1.0, "backwards", None)], tmp_path / "bad.srt")
+
+
+# ---------------------------------------------------------------- formats read by pysubs2
+
+TTML = """<?xml version="1.0" encoding="UTF-8"?>
+<!-- made by hand --> <tt xmlns="http://www.w3.org/ns/ttml"
+    xmlns:tts="http://www.w3.org/ns/ttml#styling" xml:lang="en">
+  <head><styling><style xml:id="s1" tts:color="white"/></styling></head>
+  <body><div>
+    <p begin="00:00:01.000" end="00:00:02.500">Hello <span tts:fontStyle="italic">there</span>,<br/>friend &amp; co.</p>
+    <p begin="3s" end="4.25s">JOHN: Second line</p>
+    <p begin="00:00:05.000" end="00:00:06.000">[music]</p>
+  </div></body>
+</tt>
+"""
+
+
+@pytest.mark.parametrize("name, encoding", [("show.ttml", "utf-8"), ("show.xml", "utf-16")])
+def test_ttml(tmp_path, name, encoding):
+    # The XML comment's "-->" must not make it look like SRT; UTF-16 goes through our decoder.
+    cues = read_cues(write(tmp_path, name, TTML, encoding))
+    assert [(c.start, c.end, c.text, c.speaker) for c in cues] == [
+        (1.0, 2.5, "Hello there, friend & co.", None),
+        (3.0, 4.25, "Second line", "JOHN"),
+        (5.0, 6.0, "[music]", None),
+    ]
+    assert cues[2].is_sound_only
+
+
+def test_dfxp_namespace_and_unsupported_ttml_times(tmp_path):
+    dfxp = TTML.replace("http://www.w3.org/ns/ttml", "http://www.w3.org/2006/10/ttaf1")
+    assert len(read_cues(write(tmp_path, "old.dfxp", dfxp))) == 3
+    ebu_tt = ('<tt:tt xmlns:tt="http://www.w3.org/ns/ttml"><tt:body><tt:div>'
+              '<tt:p begin="1s" end="2s">Prefixed</tt:p></tt:div></tt:body></tt:tt>')  # fmt: skip
+    assert read_cues(write(tmp_path, "ebu.xml", ebu_tt))[0].text == "Prefixed"
+    frames = TTML.replace('begin="3s"', 'begin="00:00:03:12"')  # frames need ttp:frameRate
+    with pytest.raises(InputError, match=r"frames.ttml: unsupported TTML feature"):
+        read_cues(write(tmp_path, "frames.ttml", frames))
+    with pytest.raises(InputError, match=r"broken.ttml: cannot read as TTML"):
+        read_cues(write(tmp_path, "broken.ttml", TTML.replace("</div>", "")))
+
+
+MICRODVD = "{25}{50}{y:i}Café|on two lines\n{75}{100}ANNA: Hi.\n{100}{125}(APPLAUSE)\n"
+
+
+def test_microdvd_frame_rate_from_file_or_caller(tmp_path):
+    # The rate comes from a "{1}{1}25" first line (the file wins), else from fps (the video's).
+    expected = [(1.0, 2.0, "Café on two lines", None), (3.0, 4.0, "Hi.", "ANNA"),
+                (4.0, 5.0, "(APPLAUSE)", None)]  # fmt: skip
+    with_rate = write(tmp_path, "a.sub", "{1}{1}25\n" + MICRODVD, "cp1252", "\r\n")
+    for fps in (None, 50.0):
+        cues = read_cues(with_rate, fps=fps)
+        assert [(c.start, c.end, c.text, c.speaker) for c in cues] == expected
+    bare = write(tmp_path, "b.sub", MICRODVD)
+    assert [c.end for c in read_cues(bare, fps=50.0)] == [1.0, 2.0, 2.5]
+    with pytest.raises(InputError, match=r"b.sub: MicroDVD .* names no frame rate"):
+        read_cues(bare)
+
+
+def test_sami_captions_last_until_the_next_sync(tmp_path):
+    sami = (
+        "<SAMI><HEAD><STYLE TYPE='text/css'><!-- P { font-size: 20pt } --></STYLE></HEAD><BODY>\n"
+        "<SYNC Start=1000><P Class=ENCC>NARRATOR: Long <i>ago</i><br>it began.\n"
+        "<SYNC Start=4000><P Class=ENCC>&nbsp;\n"
+        "<SYNC Start=5000><P Class=ENCC>Fish &amp; chips\n"
+        "<SYNC Start=6500><P Class=ENCC>The end.\n"
+        "</BODY></SAMI>\n"
+    )
+    cues = read_cues(write(tmp_path, "film.smi", sami))
+    assert [(c.start, c.end, c.text, c.speaker) for c in cues][:3] == [
+        (1.0, 4.0, "Long ago it began.", "NARRATOR"),  # not pysubs2's length-based guess
+        (5.0, 6.5, "Fish & chips", None),
+        (6.5, cues[2].end, "The end.", None),  # the last one: pysubs2's guess
+    ]
+    assert cues[2].end > 6.5
+
+
+def test_mpl2_by_content_and_vobsub_refused(tmp_path):
+    cues = read_cues(write(tmp_path, "movie.txt", "[10][25]Hello|/world\n[30][45]Bye.\n"))
+    assert [(c.start, c.end, c.text) for c in cues] == [
+        (1.0, 2.5, "Hello world"),
+        (3.0, 4.5, "Bye."),
+    ]
+    vobsub = tmp_path / "movie.sub"
+    vobsub.write_bytes(b"\x00\x00\x01\xba" + bytes(range(256)) * 8)
+    with pytest.raises(InputError, match="movie.sub: VobSub image subtitles"):
+        read_cues(vobsub)
