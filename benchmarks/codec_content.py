@@ -10,6 +10,8 @@ the test split (speakers, and two base voices, never seen in training) reports:
   own mean/std, with its own energy, F0 and aperiodicity (what the content stream alone says).
 
     python benchmarks/codec_content.py -n 400 --seed 3      # ~10 min on 2 CPU cores
+    python benchmarks/codec_content.py --prepared corpus/ --limit 100   # a prepared corpus's codec
+                                                                        # on its test split
 """
 
 from __future__ import annotations
@@ -50,9 +52,16 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=400, help="SynthDub utterances (80/10/10 split)")
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--vocab", type=int, default=1024)
+    ap.add_argument("--prepared", type=Path, help="use this prepared corpus's codec and test split")
+    ap.add_argument("--limit", type=int, default=100, help="--prepared: test utterances used")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
+    if args.prepared is not None:
+        codec, tests = prepared_test_split(args.prepared, args.limit)
+        print(f"{len(tests)} test utterances of {args.prepared} re-rendered in "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
+        return score(codec, tests, t0)
     lay = make_layout("synth", None, n=args.n, seed=args.seed)
     ctx = Context(out=Path("."), render=False)
     data = {"train": [], "test": []}
@@ -74,16 +83,41 @@ def main() -> None:
                               seed=args.seed, config=WorldCodecConfig(vocab=args.vocab))  # fmt: skip
     print(f"codec fitted in {time.perf_counter() - t1:.0f} s", flush=True)
 
+    tests = [(u, *texts[id(u)]) for u in data["test"]]
+    score(codec, tests, t0)
+
+
+def prepared_test_split(root: Path, limit: int):
+    """The corpus's codec, and (LabelledAudio, kind, text) for its first `limit` test items."""
+    from dubcli.audio.codec import load_codec
+    from dubcli.data.layouts import LabelledAudio
+    from dubcli.data.manifest import load_split, read_dataset_info
+    from dubcli.eval.groundtruth import GroundTruth
+
+    codec = load_codec(root / "codec.safetensors")
+    _, utts = load_split(root / "test")
+    gt = GroundTruth(root, read_dataset_info(root))
+    out = []
+    for u in sorted(utts, key=lambda u: u.id)[:limit]:
+        wav = gt.audio(u)  # re-rendered exactly as prepare saw it
+        la = LabelledAudio(wav, tuple(u.phonemes), tuple(u.durations_tokens))
+        out.append((la, (u.source or {}).get("kind", "free"), u.text))
+    return codec, out
+
+
+def score(codec, tests, t0: float) -> None:
+    def labels(u):
+        return PhoneLabels(u.phonemes, u.durations_tokens)
+
     hits, n = np.zeros(2), 0
     outs: dict[str, list[np.ndarray]] = {"original": [], "codec, labels": [],
                                          "codec, audio alone": [], "table only": []}  # fmt: skip
     refs = []
-    for u in data["test"]:
+    for u, kind, text in tests:
         wav = u.wav.astype(np.float64)
         with_labels, alone = codec.encode(wav, labels(u)), codec.encode(wav)
         hits += (with_labels.content == alone.content).sum(axis=1)
         n += with_labels.n_tokens
-        kind, text = texts[id(u)]
         if kind == "grid":
             refs.append(text)
             outs["original"].append(u.wav)
