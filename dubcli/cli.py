@@ -7,14 +7,24 @@ imported at module level, so `dubcli --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import traceback
 
 import typer
 
 from dubcli import __version__
 from dubcli.console import console, setup_logging
-from dubcli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, DubcliError
+from dubcli.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    DubcliError,
+    Interrupted,
+)
 
 app = typer.Typer(
     name="dubcli",
@@ -80,6 +90,29 @@ def _exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, 
     return tuple(exits), tuple(aborts), tuple(usage)
 
 
+def _raise_interrupted(signum, frame) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _signals_raise_interrupted():
+    """SIGINT and SIGTERM raise errors.Interrupted while a command runs (main thread only), so
+    cleanup runs and the CLI framework does not print its own "Aborted!"/blank line."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(OSError, ValueError):
+            saved[sig] = signal.signal(sig, _raise_interrupted)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                signal.signal(sig, handler)
+
+
 def run(argv: list[str] | None = None, *, application: typer.Typer | None = None) -> int:
     """Run the CLI and return its exit code (tests call this; `main` exits with it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -87,18 +120,22 @@ def run(argv: list[str] | None = None, *, application: typer.Typer | None = None
     state.verbosity = 0
     exit_types, abort_types, usage_types = _exception_types()
     try:
-        result = (application or app)(args=argv, prog_name="dubcli", standalone_mode=False)
+        with _signals_raise_interrupted():
+            result = (application or app)(args=argv, prog_name="dubcli", standalone_mode=False)
         return result if isinstance(result, int) else EXIT_OK
+    except Interrupted as exc:
+        console().print(f"dubcli: {exc.what}", markup=False, highlight=False)
+        return exc.exit_code
     except exit_types as exc:
         return int(getattr(exc, "exit_code", EXIT_OK))
     except abort_types:
-        console().print("dubcli: interrupted")
+        console().print("dubcli: interrupted (Ctrl-C)")
         return EXIT_INTERRUPTED
     except usage_types as exc:  # bad command line: click's usage message, exit code 2
         exc.show(file=sys.stderr)
         return int(getattr(exc, "exit_code", EXIT_USAGE))
     except KeyboardInterrupt:
-        console().print("dubcli: interrupted")
+        console().print("dubcli: interrupted (Ctrl-C)")
         return EXIT_INTERRUPTED
     except DubcliError as exc:
         if verbose or state.verbosity > 0:

@@ -17,7 +17,8 @@ EXIT_CHECKPOINT = 5  # a checkpoint cannot be found, downloaded, verified or loa
 EXIT_OUTPUT = 6  # an output cannot be written, or exists and --force was not given
 EXIT_RUNTIME = 7  # a processing step failed on valid input (e.g. ffmpeg died, out of memory)
 EXIT_PARTIAL = 8  # batch mode: some items failed, the others finished
-EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM (128 + 15, what shells report for a terminated program)
 
 
 class DubcliError(Exception):
@@ -70,6 +71,24 @@ class PartialFailure(DubcliError):
     exit_code = EXIT_PARTIAL
 
 
+class Interrupted(BaseException):
+    """SIGINT (Ctrl-C) or SIGTERM arrived: raised by the CLI's signal handlers so that every
+    finally clause runs (children killed, temporaries removed, locks released).
+
+    A BaseException, like KeyboardInterrupt, so `except Exception` never swallows it; not a
+    KeyboardInterrupt, so the CLI framework does not turn it into a bare "Aborted"/blank line."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = int(signum)
+        self.exit_code = EXIT_TERMINATED if self.signum == signal.SIGTERM else EXIT_INTERRUPTED
+        self.what = (
+            "terminated (SIGTERM)" if self.signum == signal.SIGTERM else "interrupted (Ctrl-C)"
+        )
+        super().__init__(self.what)
+
+
 EXIT_CODE_TABLE: list[tuple[int, str]] = [
     (EXIT_OK, "success"),
     (EXIT_INTERNAL, "internal error (a bug; rerun with -v and report the traceback)"),
@@ -81,4 +100,5 @@ EXIT_CODE_TABLE: list[tuple[int, str]] = [
     (EXIT_RUNTIME, "a processing step failed"),
     (EXIT_PARTIAL, "batch finished with some failed items"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+    (EXIT_TERMINATED, "terminated (SIGTERM)"),
 ]
