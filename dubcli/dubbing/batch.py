@@ -3,7 +3,9 @@
 Pairing: for each video in INPUT (a folder, not recursive; or one file), the subtitles are
 `<stem>.srt`, `<stem>.vtt`, `<stem>.ass` or `<stem>.ssa` (in that order of preference) in the
 --text folder (default: the video's own folder), or else the only `<stem>.<anything>.<sub ext>`
-there (e.g. `clip.en.srt`). A video without subtitles is a failed item, not a stop.
+there (e.g. `clip.en.srt`; dubcli's own `<base>.dub.srt` outputs are never taken). A video
+without subtitles is a failed item, not a stop. Two videos with one stem (`clip.mp4`,
+`clip.mkv`) may share `clip.srt`; their outputs are kept apart (dubbing/outputs.py).
 
 Each item runs `dub_video`; an item whose outputs are complete is skipped unless force; a failing
 item is reported (its DubcliError message) and the rest continue. `BatchResult.failed` tells the
@@ -19,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dubcli.console import get_logger
+from dubcli.dubbing.outputs import VIDEO_EXTS
 from dubcli.errors import EXIT_INTERNAL, DubcliError, InputError
 
 log = get_logger(__name__)
 
-VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv")
+__all__ = ["VIDEO_EXTS", "BatchItem", "BatchResult", "ItemResult", "dub_batch", "pair_inputs"]
 SUB_EXTS = (".srt", ".vtt", ".ass", ".ssa")
 
 
@@ -40,7 +43,8 @@ def _find_subtitles(video: Path, folder: Path) -> tuple[Path | None, str | None]
         if cand.is_file():
             return cand, None
     tagged = sorted(p for p in folder.glob(f"{video.stem}.*")
-                    if p.suffix.lower() in SUB_EXTS and p.is_file())  # fmt: skip
+                    if p.suffix.lower() in SUB_EXTS and p.is_file()
+                    and not p.name.lower().endswith(".dub.srt"))  # fmt: skip
     if len(tagged) == 1:
         return tagged[0], None
     if len(tagged) > 1:
