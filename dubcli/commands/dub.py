@@ -3,6 +3,8 @@
 Thin on purpose: validate the options, call dubbing.pipeline.dub_video (one file) or
 dubbing.batch.dub_batch (a folder), show progress on stderr, print --json on stdout. Exit codes:
 the DubcliError's (errors.py) for one file; 8 (PartialFailure) when some batch items failed.
+With --json, stdout always gets exactly one JSON document, also when the run fails or is
+interrupted ({"status": "failed" | "interrupted", "error", "exit_code"}).
 
 Engine: `--engine diflow|baseline`. Without --engine, diflow is used when --checkpoint is given or
 weights/registry.toml names a default checkpoint; until one is registered the default is the
@@ -106,6 +108,52 @@ def dub(
     as_json: bool = typer.Option(False, "--json", help="One JSON result on stdout."),
 ) -> None:
     """Dub a video (or a folder of videos) with new speech saying the subtitle text."""
+    printed = []
+
+    def emit(doc: dict) -> None:
+        if as_json and not printed:
+            sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            printed.append(True)
+
+    try:
+        _choice(engine, ENGINES, "--engine")
+        _choice(background, BACKGROUNDS, "--background")
+        _choice(device, DEVICES, "--device")
+        if not -70.0 <= lufs <= 0.0:
+            raise typer.BadParameter(f"{lufs} is outside -70..0 LUFS", param_hint="--lufs")
+        opts = dict(refs=list(ref), engine=engine, checkpoint=checkpoint, offline=offline,
+                    background=background, lufs=lufs, keep_original=keep_original,
+                    widen_to_lips=widen_to_lips, nfe=nfe, seed=seed, device=device, force=force,
+                    dry_run=dry_run)  # fmt: skip
+        _dub(input, text, output_dir, opts, emit)
+    except BaseException as exc:
+        emit(_failure(input, exc))
+        raise
+
+
+def _failure(input: Path, exc: BaseException) -> dict:
+    """The --json document of a run that ended with `exc`."""
+    from dubcli.errors import EXIT_INTERNAL, EXIT_USAGE, DubcliError, Interrupted
+
+    if isinstance(exc, DubcliError):
+        status, error, code = "failed", exc.message, exc.exit_code
+    elif isinstance(exc, (Interrupted, KeyboardInterrupt)):
+        status, error = "interrupted", str(exc) or "interrupted (Ctrl-C)"
+        code = getattr(exc, "exit_code", 130)
+    elif isinstance(exc, typer.BadParameter):
+        status, error, code = "failed", exc.format_message(), EXIT_USAGE
+    else:
+        status, error, code = (
+            "failed",
+            f"internal error: {type(exc).__name__}: {exc}",
+            EXIT_INTERNAL,
+        )
+    return {"input": str(input), "status": status, "error": error, "exit_code": code}
+
+
+def _dub(input: Path, text: Path | None, output_dir: Path | None, opts: dict, emit) -> None:
+    """The command's work once the options are checked; emit(doc) prints the --json result."""
     from dubcli.cli import state
     from dubcli.console import console
     from dubcli.dubbing.batch import dub_batch, summary_table
@@ -114,16 +162,8 @@ def dub(
     from dubcli.dubbing.plan import plan_table
     from dubcli.errors import PartialFailure
 
-    _choice(engine, ENGINES, "--engine")
-    _choice(background, BACKGROUNDS, "--background")
-    _choice(device, DEVICES, "--device")
-    if not -70.0 <= lufs <= 0.0:
-        raise typer.BadParameter(f"{lufs} is outside -70..0 LUFS", param_hint="--lufs")
-    choose_engine(engine, checkpoint)  # fail fast: --engine diflow with no checkpoint at all
-    opts = dict(refs=list(ref), engine=engine, checkpoint=checkpoint, offline=offline,
-                background=background, lufs=lufs, keep_original=keep_original,
-                widen_to_lips=widen_to_lips, nfe=nfe, seed=seed, device=device, force=force,
-                dry_run=dry_run)  # fmt: skip
+    dry_run = opts["dry_run"]
+    choose_engine(opts["engine"], opts["checkpoint"])  # fail fast: --engine diflow, no checkpoint
     bar, update, reset = _progress_bar(state.verbosity >= 0 and not dry_run)
     with bar:
         if input.is_dir():
@@ -150,9 +190,7 @@ def dub(
         console().print(summary_table(batch))
     elif batch is None and state.verbosity >= 0 and res.status == "done":
         console().print(f"{res.video} -> {res.outputs.video}", markup=False)
-    if as_json:
-        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
-        sys.stdout.flush()
+    emit(result)
     if batch is not None and batch.failed:
         names = ", ".join(i.video.name for i in batch.failed)
         raise PartialFailure(f"{len(batch.failed)} of {len(batch.items)} items failed: {names}")
