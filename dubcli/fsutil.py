@@ -37,9 +37,23 @@ def write_error(path: str | os.PathLike, exc: BaseException) -> OutputError:
     """An OutputError (exit 6) naming `path` for an OSError or a libsndfile write error."""
     if isinstance(exc, OSError):
         reason = _WRITE_ERRNOS.get(exc.errno) or exc.strerror or str(exc) or type(exc).__name__
-    else:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    else:  # libsndfile says "System error." for ENOSPC: look at the disk ourselves
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = f"{_WRITE_ERRNOS[errno.ENOSPC]}; libsndfile: {text}" if _full(path) else text
     return OutputError(f"{path}: cannot be written ({reason})")
+
+
+def _full(path: str | os.PathLike, margin: int = 1 << 20) -> bool:
+    """Whether the file system holding `path` (or its nearest existing parent) is (nearly) full."""
+    import shutil
+
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free < margin
+    except OSError:
+        return False
 
 
 def is_write_error(exc: BaseException) -> bool:

@@ -39,7 +39,7 @@ def _progress_bar(enabled: bool):
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), console=console(), transient=True,
-                   disable=not enabled)  # fmt: skip
+                   disable=not (enabled and console().is_terminal))  # fmt: skip
     tasks: dict[str, int] = {}
     label = {"cues": "dubbing cues", "mix": "mixing", "mux": "muxing"}
 
