@@ -95,8 +95,16 @@ EXIT_CODE_TABLE: list[tuple[int, str]] = [
     (EXIT_USAGE, "bad command-line usage"),
     (EXIT_INPUT, "invalid or missing input file"),
     (EXIT_DEPENDENCY, "missing program or package"),
-    (EXIT_CHECKPOINT, "checkpoint cannot be found, downloaded, verified or loaded"),
-    (EXIT_OUTPUT, "output cannot be written, or exists (use --force)"),
+    (
+        EXIT_CHECKPOINT,
+        "checkpoint cannot be found, downloaded, verified or loaded "
+        "(bad metadata, invalid registry)",
+    ),
+    (
+        EXIT_OUTPUT,
+        "output cannot be written (disk full, read-only, denied, quota), or a file in "
+        "the way is not dubcli's, was changed, or holds another input's result (use --force)",
+    ),
     (EXIT_RUNTIME, "a processing step failed"),
     (EXIT_PARTIAL, "batch finished with some failed items"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
