@@ -149,12 +149,15 @@ def dub_video(
                 "keep_original": keep_original, "widen_to_lips": widen_to_lips}  # fmt: skip
     if engine_name == "diflow":  # the baseline engine draws no random numbers and has no steps
         settings |= {"nfe": nfe, "seed": seed}
+
+    def waiting(holder: str) -> None:
+        log.warning("%s: another dubcli run (%s) is writing these outputs; waiting for it to "
+                    "finish", outputs.report, holder)  # fmt: skip
+
     created = _make_folder(out_dir)
-    done = False
+    done = working = False
     try:
-        with file_lock(outputs.lock, on_wait=lambda who: log.warning(
-                "%s: another dubcli run (%s) is writing these outputs; waiting for it to finish",
-                outputs.report, who)):  # fmt: skip
+        with file_lock(outputs.lock, on_wait=waiting):
             for path in (*outputs.files().values(), outputs.report):
                 for p in sweep_partials(path):
                     log.info("%s: removed, left by a run that was killed", p)
@@ -170,6 +173,7 @@ def dub_video(
             if decision.action == "redo":
                 log.info("%s: redoing %s: %s", video, outputs.report.name,
                          "; ".join(decision.reasons))  # fmt: skip
+            working = True
             t_plan = time.perf_counter()
             plan = plan_cues(cues, info.duration)
             timers.add("plan", time.perf_counter() - t_plan)
@@ -187,7 +191,8 @@ def dub_video(
     except (KeyboardInterrupt, Interrupted):
         raise  # the work folder stays: a rerun reuses its finished cues
     except BaseException:
-        remove_workdir(outputs.work)
+        if working:  # a refusal leaves an earlier run's cues alone (--force may reuse them)
+            remove_workdir(outputs.work)
         raise
     finally:
         if not done:
