@@ -103,7 +103,13 @@ def dub(
     nfe: int = typer.Option(8, "--nfe", min=1, max=128, help="Flow-matching steps (diflow)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (per cue: seed + cue number)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
-    force: bool = typer.Option(False, "--force", "-f", help="Redo finished outputs."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        "-f",
+        help="Redo finished outputs, and replace files in their place that dubcli did not "
+        "write, changed outputs, or another input's results.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the cue plan; write nothing."),
     as_json: bool = typer.Option(False, "--json", help="One JSON result on stdout."),
 ) -> None:
