@@ -76,7 +76,16 @@ class Interrupted(BaseException):
     finally clause runs (children killed, temporaries removed, locks released).
 
     A BaseException, like KeyboardInterrupt, so `except Exception` never swallows it; not a
-    KeyboardInterrupt, so the CLI framework does not turn it into a bare "Aborted"/blank line."""
+    KeyboardInterrupt, so the CLI framework does not turn it into a bare "Aborted"/blank line.
+
+    `Interrupted.pending` keeps the last signal's number, because the exception can be lost: a
+    library may turn it into its own error (pybind11 makes anything raised while a module
+    initializes "ImportError: initialization failed"), and Python drops exceptions raised in
+    finalizers and fork hooks ("Exception ignored in ..."), where a signal handler may happen to
+    run. So an error that ends a run after a signal is still an interruption (cli.run and the
+    batch loop look), and long loops call `raise_if_interrupted()` between steps."""
+
+    pending: int | None = None
 
     def __init__(self, signum: int):
         import signal
@@ -87,6 +96,13 @@ class Interrupted(BaseException):
             "terminated (SIGTERM)" if self.signum == signal.SIGTERM else "interrupted (Ctrl-C)"
         )
         super().__init__(self.what)
+
+
+def raise_if_interrupted() -> None:
+    """Raise Interrupted if a signal arrived whose exception was lost (see Interrupted). Call it
+    between steps of normal work, never in cleanup code."""
+    if Interrupted.pending is not None:
+        raise Interrupted(Interrupted.pending)
 
 
 EXIT_CODE_TABLE: list[tuple[int, str]] = [

@@ -383,6 +383,39 @@ def test_class5_sigterm_and_ctrl_c_give_one_line(clip, capsys, tmp_path, sig, co
     assert got == EXIT_OK and doc["status"] == "done" and leftovers(out) == []
 
 
+def test_class5_a_signal_a_library_swallows_still_stops_the_run(clip, capsys, monkeypatch):
+    """SIGTERM during a C extension's import came back as "ImportError: initialization failed"
+    (pybind11), which the landmark tracker reports as a missing package (exit 4); a batch went
+    on with the next item. It is an interruption: exit 143, one line, the batch stops."""
+    import dubcli.errors
+
+    if not hasattr(dubcli.errors, "Interrupted"):
+        pytest.skip("before issue 14 a SIGTERM would end this test process")
+    from dubcli.dubbing import render
+    from dubcli.errors import DependencyError
+
+    video, subs, ref, _ = clip
+    media.make_test_video(video.with_name("later.mp4"), 2.0, size=(64, 48))
+    video.with_name("later.srt").write_text(SRT)
+    calls = []
+
+    def import_hit_by_sigterm(video, *args, **kwargs):
+        calls.append(video.name)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+        except BaseException as exc:  # what pybind11 does with it
+            raise DependencyError(
+                f"mediapipe is needed ({exc!r} -> initialization failed)"
+            ) from None
+
+    monkeypatch.setattr(render, "run_dub", import_hit_by_sigterm)
+    code, doc, err = dub(capsys, video.parent, "--ref", ref, "--background", "drop")
+    assert code == EXIT_TERMINATED and calls == ["clip.mp4"]  # "later.mp4" never started
+    assert err.endswith("dubcli: terminated (SIGTERM)") and "mediapipe" not in err
+    assert doc["status"] == "interrupted" and doc["exit_code"] == EXIT_TERMINATED
+
+
 def test_class5_an_early_failure_leaves_no_empty_output_folder(clip, capsys, tmp_path):
     video, subs, _, _ = clip
     silent = save_audio(tmp_path / "silent.wav", np.zeros(32_000, np.float32))

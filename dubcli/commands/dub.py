@@ -142,6 +142,8 @@ def _failure(input: Path, exc: BaseException) -> dict:
     """The --json document of a run that ended with `exc`."""
     from dubcli.errors import EXIT_INTERNAL, EXIT_USAGE, DubcliError, Interrupted
 
+    if Interrupted.pending is not None and not isinstance(exc, Interrupted):
+        exc = Interrupted(Interrupted.pending)  # a library swallowed the signal's exception
     if isinstance(exc, DubcliError):
         status, error, code = "failed", exc.message, exc.exit_code
     elif isinstance(exc, (Interrupted, KeyboardInterrupt)):
@@ -166,7 +168,7 @@ def _dub(input: Path, text: Path | None, output_dir: Path | None, opts: dict, em
     from dubcli.dubbing.engine import choose_engine
     from dubcli.dubbing.pipeline import dub_video
     from dubcli.dubbing.plan import plan_table
-    from dubcli.errors import PartialFailure
+    from dubcli.errors import PartialFailure, raise_if_interrupted
 
     dry_run = opts["dry_run"]
     choose_engine(opts["engine"], opts["checkpoint"])  # fail fast: --engine diflow, no checkpoint
@@ -196,6 +198,7 @@ def _dub(input: Path, text: Path | None, output_dir: Path | None, opts: dict, em
         console().print(summary_table(batch))
     elif batch is None and state.verbosity >= 0 and res.status == "done":
         console().print(f"{res.video} -> {res.outputs.video}", markup=False)
+    raise_if_interrupted()  # a signal whose exception was lost: the run was interrupted
     emit(result)
     if batch is not None and batch.failed:
         names = ", ".join(i.video.name for i in batch.failed)

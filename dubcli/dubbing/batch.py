@@ -22,7 +22,7 @@ from pathlib import Path
 
 from dubcli.console import get_logger
 from dubcli.dubbing.outputs import VIDEO_EXTS
-from dubcli.errors import EXIT_INTERNAL, DubcliError, InputError
+from dubcli.errors import EXIT_INTERNAL, DubcliError, InputError, Interrupted, raise_if_interrupted
 
 log = get_logger(__name__)
 
@@ -137,6 +137,7 @@ def dub_batch(
     items = pair_inputs(input, text)
     results = []
     for i, item in enumerate(items):
+        raise_if_interrupted()
         if on_item:
             on_item(i, len(items), item)
         t = time.perf_counter()
@@ -147,6 +148,8 @@ def dub_batch(
         try:
             res = dub_video(item.video, item.subtitles, out_dir=out_dir, **kwargs)
         except DubcliError as exc:
+            if Interrupted.pending is not None:  # a library swallowed the signal's exception
+                raise Interrupted(Interrupted.pending) from exc
             log.error("%s: failed: %s", item.video, exc.message)
             results.append(ItemResult(item.video, item.subtitles, "failed", exc.message,
                                       exc.exit_code, seconds=time.perf_counter() - t))  # fmt: skip
@@ -154,6 +157,8 @@ def dub_batch(
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # a bug in one item must not lose the others' work
+            if Interrupted.pending is not None:
+                raise Interrupted(Interrupted.pending) from exc
             log.debug("%s: internal error", item.video, exc_info=True)
             msg = f"internal error: {type(exc).__name__}: {exc} (rerun it alone with -v)"
             log.error("%s: failed: %s", item.video, msg)

@@ -191,7 +191,9 @@ def dub_video(
     except (KeyboardInterrupt, Interrupted):
         raise  # the work folder stays: a rerun reuses its finished cues
     except BaseException:
-        if working:  # a refusal leaves an earlier run's cues alone (--force may reuse them)
+        # a refusal leaves an earlier run's cues alone (--force may reuse them), and so does an
+        # error that a library made of a signal's exception (it is an interruption)
+        if working and Interrupted.pending is None:
             remove_workdir(outputs.work)
         raise
     finally:

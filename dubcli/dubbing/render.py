@@ -20,6 +20,7 @@ import numpy as np
 from dubcli.console import get_logger
 from dubcli.dubbing import cuework
 from dubcli.dubbing.plan import DubPlan, summarize
+from dubcli.errors import raise_if_interrupted
 
 log = get_logger(__name__)
 
@@ -81,6 +82,7 @@ def run_dub(
     windows = list(plan.windows)
     lo = 0.0
     for i, window in enumerate(windows):
+        raise_if_interrupted()
         hi = windows[i + 1].start if i + 1 < len(windows) else info.duration
         voice = voices.for_speaker(window.speaker)
         key = cuework.cue_key(window, voice, engine, seed=seed, nfe=nfe, widen=widen,
@@ -147,6 +149,7 @@ def run_dub(
     if bg.note:
         log.warning("%s: %s", video, bg.note)
         warnings.append(bg.note)
+    raise_if_interrupted()
     try:  # the writes: a failure for the disk's sake is an OutputError naming the file
         if identity is not None:
             claim = pending_report(video, subtitles, outputs, identity)
@@ -180,6 +183,7 @@ def run_dub(
             write_srt(srt_cues, outputs.srt, with_speakers=any(c.speaker for c in srt_cues))
         else:
             atomic_write_text(outputs.srt, "\n")
+        raise_if_interrupted()
         t = time.perf_counter()
         if progress:
             progress("mux", 0, 1)
