@@ -7,14 +7,25 @@ imported at module level, so `dubcli --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import traceback
 
 import typer
 
 from dubcli import __version__
 from dubcli.console import console, setup_logging
-from dubcli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, DubcliError
+from dubcli.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    DubcliError,
+    Interrupted,
+    raise_if_interrupted,
+)
 
 app = typer.Typer(
     name="dubcli",
@@ -80,43 +91,104 @@ def _exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, 
     return tuple(exits), tuple(aborts), tuple(usage)
 
 
+def _raise_interrupted(signum, frame) -> None:
+    Interrupted.pending = signum
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _signals_raise_interrupted():
+    """SIGINT and SIGTERM raise errors.Interrupted while a command runs (main thread only), so
+    cleanup runs and the CLI framework does not print its own "Aborted!"/blank line."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(OSError, ValueError):
+            saved[sig] = signal.signal(sig, _raise_interrupted)
+    hook = sys.unraisablehook
+
+    def quiet_lost_interrupt(unraisable) -> None:
+        # raised in a finalizer or fork hook, Python drops it with a traceback on stderr; it is
+        # recorded in Interrupted.pending and raised again at the next step (no traceback)
+        if not isinstance(unraisable.exc_value, Interrupted):
+            hook(unraisable)
+
+    sys.unraisablehook = quiet_lost_interrupt
+    try:
+        yield
+    finally:
+        sys.unraisablehook = hook
+        for sig, handler in saved.items():
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                signal.signal(sig, handler)
+
+
 def run(argv: list[str] | None = None, *, application: typer.Typer | None = None) -> int:
     """Run the CLI and return its exit code (tests call this; `main` exits with it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = _argv_verbose(argv)
     state.verbosity = 0
+    Interrupted.pending = None
+    try:
+        return _run(application or app, argv, verbose)
+    finally:
+        Interrupted.pending = None
+
+
+def _run(application: typer.Typer, argv: list[str], verbose: bool) -> int:
+    """The command, its exceptions mapped to exit codes and one line on stderr."""
     exit_types, abort_types, usage_types = _exception_types()
     try:
-        result = (application or app)(args=argv, prog_name="dubcli", standalone_mode=False)
+        with _signals_raise_interrupted():
+            result = application(args=argv, prog_name="dubcli", standalone_mode=False)
+            raise_if_interrupted()  # a signal whose exception something swallowed
         return result if isinstance(result, int) else EXIT_OK
+    except Interrupted as exc:
+        console().print(f"dubcli: {exc.what}", markup=False, highlight=False)
+        return exc.exit_code
     except exit_types as exc:
         return int(getattr(exc, "exit_code", EXIT_OK))
     except abort_types:
-        console().print("dubcli: interrupted")
+        console().print("dubcli: interrupted (Ctrl-C)")
         return EXIT_INTERRUPTED
     except usage_types as exc:  # bad command line: click's usage message, exit code 2
         exc.show(file=sys.stderr)
         return int(getattr(exc, "exit_code", EXIT_USAGE))
     except KeyboardInterrupt:
-        console().print("dubcli: interrupted")
+        console().print("dubcli: interrupted (Ctrl-C)")
         return EXIT_INTERRUPTED
-    except DubcliError as exc:
+    except Exception as exc:
+        if Interrupted.pending is None:
+            return _failed(exc, verbose)
+        # a library turned the signal's exception into its own error: it is still a signal
+        if verbose or state.verbosity > 0:
+            console().print(traceback.format_exc(), markup=False, highlight=False)
+        stopped = Interrupted(Interrupted.pending)
+        console().print(f"dubcli: {stopped.what}", markup=False, highlight=False)
+        return stopped.exit_code
+
+
+def _failed(exc: Exception, verbose: bool) -> int:
+    """Print a DubcliError's line, or an internal error's; return the exit code."""
+    if isinstance(exc, DubcliError):
         if verbose or state.verbosity > 0:
             console().print(traceback.format_exc(), markup=False, highlight=False)
         console().print(f"dubcli: error: {exc.message}", markup=False, highlight=False)
         return exc.exit_code
-    except Exception as exc:  # a bug: say so, keep the traceback behind -v
-        if verbose or state.verbosity > 0:
-            console().print(traceback.format_exc(), markup=False, highlight=False)
-            hint = ""
-        else:
-            hint = " (rerun with -v for the traceback)"
-        console().print(
-            f"dubcli: internal error: {type(exc).__name__}: {exc}{hint}",
-            markup=False,
-            highlight=False,
-        )
-        return EXIT_INTERNAL
+    # a bug: say so, keep the traceback behind -v
+    if verbose or state.verbosity > 0:
+        console().print(traceback.format_exc(), markup=False, highlight=False)
+        hint = ""
+    else:
+        hint = " (rerun with -v for the traceback)"
+    console().print(
+        f"dubcli: internal error: {type(exc).__name__}: {exc}{hint}",
+        markup=False,
+        highlight=False,
+    )
+    return EXIT_INTERNAL
 
 
 def main() -> None:

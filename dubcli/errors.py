@@ -17,7 +17,8 @@ EXIT_CHECKPOINT = 5  # a checkpoint cannot be found, downloaded, verified or loa
 EXIT_OUTPUT = 6  # an output cannot be written, or exists and --force was not given
 EXIT_RUNTIME = 7  # a processing step failed on valid input (e.g. ffmpeg died, out of memory)
 EXIT_PARTIAL = 8  # batch mode: some items failed, the others finished
-EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM (128 + 15, what shells report for a terminated program)
 
 
 class DubcliError(Exception):
@@ -70,15 +71,58 @@ class PartialFailure(DubcliError):
     exit_code = EXIT_PARTIAL
 
 
+class Interrupted(BaseException):
+    """SIGINT (Ctrl-C) or SIGTERM arrived: raised by the CLI's signal handlers so that every
+    finally clause runs (children killed, temporaries removed, locks released).
+
+    A BaseException, like KeyboardInterrupt, so `except Exception` never swallows it; not a
+    KeyboardInterrupt, so the CLI framework does not turn it into a bare "Aborted"/blank line.
+
+    `Interrupted.pending` keeps the last signal's number, because the exception can be lost: a
+    library may turn it into its own error (pybind11 makes anything raised while a module
+    initializes "ImportError: initialization failed"), and Python drops exceptions raised in
+    finalizers and fork hooks ("Exception ignored in ..."), where a signal handler may happen to
+    run. So an error that ends a run after a signal is still an interruption (cli.run and the
+    batch loop look), and long loops call `raise_if_interrupted()` between steps."""
+
+    pending: int | None = None
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = int(signum)
+        self.exit_code = EXIT_TERMINATED if self.signum == signal.SIGTERM else EXIT_INTERRUPTED
+        self.what = (
+            "terminated (SIGTERM)" if self.signum == signal.SIGTERM else "interrupted (Ctrl-C)"
+        )
+        super().__init__(self.what)
+
+
+def raise_if_interrupted() -> None:
+    """Raise Interrupted if a signal arrived whose exception was lost (see Interrupted). Call it
+    between steps of normal work, never in cleanup code."""
+    if Interrupted.pending is not None:
+        raise Interrupted(Interrupted.pending)
+
+
 EXIT_CODE_TABLE: list[tuple[int, str]] = [
     (EXIT_OK, "success"),
     (EXIT_INTERNAL, "internal error (a bug; rerun with -v and report the traceback)"),
     (EXIT_USAGE, "bad command-line usage"),
     (EXIT_INPUT, "invalid or missing input file"),
     (EXIT_DEPENDENCY, "missing program or package"),
-    (EXIT_CHECKPOINT, "checkpoint cannot be found, downloaded, verified or loaded"),
-    (EXIT_OUTPUT, "output cannot be written, or exists (use --force)"),
+    (
+        EXIT_CHECKPOINT,
+        "checkpoint cannot be found, downloaded, verified or loaded "
+        "(bad metadata, invalid registry)",
+    ),
+    (
+        EXIT_OUTPUT,
+        "output cannot be written (disk full, read-only, denied, quota), or a file in "
+        "the way is not dubcli's, was changed, or holds another input's result (use --force)",
+    ),
     (EXIT_RUNTIME, "a processing step failed"),
     (EXIT_PARTIAL, "batch finished with some failed items"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+    (EXIT_TERMINATED, "terminated (SIGTERM)"),
 ]

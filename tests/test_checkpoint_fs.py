@@ -54,3 +54,52 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
 def test_timing_ratio():
     assert tokens_for_frames(5) == 16 and tokens_for_frames(25) == 80
     assert tokens_for_samples(16000) == 80 and tokens_for_samples(199) == 0
+
+
+def test_sweep_partials_takes_only_the_targets_temporaries(tmp_path):
+    from dubcli.fsutil import partial_files, sweep_partials
+
+    target = tmp_path / "clip.dub.wav"
+    with atomic_path(target) as tmp:  # the name atomic_path uses is what the sweep looks for
+        tmp.write_bytes(b"x")
+        assert partial_files(target) == [tmp]
+    left = tmp_path / ".clip.dub.ab_12xyz.part.wav"  # what a kill -9 leaves
+    other = [tmp_path / ".clip.mkv.dub.ab_12xyz.part.wav", tmp_path / ".clip.dub.abc.part.wav",
+             tmp_path / ".clip.dub.ab_12xyz.part.srt", tmp_path / "clip.dub.wav.part"]  # fmt: skip
+    for p in [left, *other]:
+        p.write_bytes(b"x")
+    assert partial_files(target) == [left]
+    assert sweep_partials(target) == [left] and not left.exists()
+    assert all(p.exists() for p in other) and target.exists()
+
+
+def test_file_lock_waits_and_is_removed(tmp_path):
+    import threading
+
+    from dubcli.fsutil import file_lock
+
+    lock = tmp_path / ".clip.dublock"
+    events = []
+    with file_lock(lock):
+        assert "pid" in lock.read_text()
+
+        def second():
+            with file_lock(lock, on_wait=lambda who: events.append(("waited", who))):
+                events.append(("got", lock.exists()))
+
+        t = threading.Thread(target=second)
+        t.start()
+        t.join(0.5)
+        assert t.is_alive() and events and events[0][0] == "waited" and "pid" in events[0][1]
+    t.join(10)
+    assert events[-1] == ("got", True) and not lock.exists()
+
+
+def test_write_errors_become_output_errors(tmp_path):
+    import errno
+
+    target = tmp_path / "out.wav"
+    with pytest.raises(OutputError, match="out.wav: cannot be written .no space left"):
+        with atomic_path(target):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert list(tmp_path.iterdir()) == []

@@ -60,14 +60,18 @@ def frame_dbfs(wav: np.ndarray, sample_rate: int, frame_s: float = 0.02, hop_s: 
     return 10 * np.log10(np.maximum(power, 1e-12))
 
 
-def _read_soundfile(path: Path) -> tuple[np.ndarray, int] | None:
-    """(n, c) float32 and rate via libsndfile, or None when it cannot read the file."""
+def _read_soundfile(path: Path, max_seconds: float | None = None) -> tuple[np.ndarray, int] | None:
+    """(n, c) float32 and rate via libsndfile (the first max_seconds only), or None when it
+    cannot read the file."""
     if path.suffix.lower() not in _SOUNDFILE_EXTS:
         return None
     import soundfile as sf
 
     try:
-        wav, sr = sf.read(path, dtype="float32", always_2d=True)
+        frames = -1
+        if max_seconds is not None:
+            frames = int(max_seconds * sf.info(str(path)).samplerate)
+        wav, sr = sf.read(path, frames=frames, dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError, ValueError):  # e.g. wav with an mp3 payload
         return None
     if len(wav) == 0:
@@ -75,15 +79,18 @@ def _read_soundfile(path: Path) -> tuple[np.ndarray, int] | None:
     return wav, int(sr)
 
 
-def _read_native(path: Path) -> tuple[np.ndarray, int]:
-    """(n, c) float32 at the file's own rate: what clipping checks must look at."""
+def _read_native(path: Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """(n, c) float32 at the file's own rate: what clipping checks must look at. max_seconds:
+    only the start of the file is decoded (ffmpeg -t), never the whole of a long one."""
     media.check_readable(path)
-    got = _read_soundfile(path)
+    got = _read_soundfile(path, max_seconds)
     if got is not None:
         return got
     info = media.probe(path)
     sr = info.audio_streams[0].sample_rate if info.has_audio else 0
-    return media.decode_audio(path, sample_rate=sr or SAMPLE_RATE, mono=False), sr or SAMPLE_RATE
+    end = max_seconds if max_seconds is not None and info.duration > max_seconds else None
+    wav = media.decode_audio(path, sample_rate=sr or SAMPLE_RATE, end=end, mono=False)
+    return wav, sr or SAMPLE_RATE
 
 
 def _to_mono_resampled(wav: np.ndarray, sr: int, sample_rate: int, mono: bool) -> np.ndarray:
@@ -153,15 +160,19 @@ def save_audio(
 
 
 def load_reference(
-    path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, min_seconds: float = 0.3
+    path: str | os.PathLike,
+    sample_rate: int = SAMPLE_RATE,
+    min_seconds: float = 0.3,
+    max_seconds: float | None = None,
 ) -> np.ndarray:
     """A reference voice as (n,) float32 mono at `sample_rate`, leading/trailing silence trimmed.
 
     InputError if it is silent or holds less than `min_seconds` of sound; a warning if it looks
-    clipped (the clone would copy the distortion).
+    clipped (the clone would copy the distortion). max_seconds: only the file's first
+    max_seconds are decoded (memory stays bounded for an hour-long file).
     """
     path = Path(path)
-    native, sr = _read_native(path)
+    native, sr = _read_native(path, max_seconds)
     full = np.mean(np.abs(native) >= CLIP_LEVEL)
     if full > CLIP_FRACTION and np.sum(np.abs(native) >= CLIP_LEVEL) >= 10:
         log.warning("%s: reference looks clipped (%.1f%% of samples at full scale); the cloned "

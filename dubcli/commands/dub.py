@@ -3,6 +3,8 @@
 Thin on purpose: validate the options, call dubbing.pipeline.dub_video (one file) or
 dubbing.batch.dub_batch (a folder), show progress on stderr, print --json on stdout. Exit codes:
 the DubcliError's (errors.py) for one file; 8 (PartialFailure) when some batch items failed.
+With --json, stdout always gets exactly one JSON document, also when the run fails or is
+interrupted ({"status": "failed" | "interrupted", "error", "exit_code"}).
 
 Engine: `--engine diflow|baseline`. Without --engine, diflow is used when --checkpoint is given or
 weights/registry.toml names a default checkpoint; until one is registered the default is the
@@ -37,7 +39,7 @@ def _progress_bar(enabled: bool):
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), console=console(), transient=True,
-                   disable=not enabled)  # fmt: skip
+                   disable=not (enabled and console().is_terminal))  # fmt: skip
     tasks: dict[str, int] = {}
     label = {"cues": "dubbing cues", "mix": "mixing", "mux": "muxing"}
 
@@ -101,29 +103,75 @@ def dub(
     nfe: int = typer.Option(8, "--nfe", min=1, max=128, help="Flow-matching steps (diflow)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (per cue: seed + cue number)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
-    force: bool = typer.Option(False, "--force", "-f", help="Redo finished outputs."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        "-f",
+        help="Redo finished outputs, and replace files in their place that dubcli did not "
+        "write, changed outputs, or another input's results.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the cue plan; write nothing."),
     as_json: bool = typer.Option(False, "--json", help="One JSON result on stdout."),
 ) -> None:
     """Dub a video (or a folder of videos) with new speech saying the subtitle text."""
+    printed = []
+
+    def emit(doc: dict) -> None:
+        if as_json and not printed:
+            sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            printed.append(True)
+
+    try:
+        _choice(engine, ENGINES, "--engine")
+        _choice(background, BACKGROUNDS, "--background")
+        _choice(device, DEVICES, "--device")
+        if not -70.0 <= lufs <= 0.0:
+            raise typer.BadParameter(f"{lufs} is outside -70..0 LUFS", param_hint="--lufs")
+        opts = dict(refs=list(ref), engine=engine, checkpoint=checkpoint, offline=offline,
+                    background=background, lufs=lufs, keep_original=keep_original,
+                    widen_to_lips=widen_to_lips, nfe=nfe, seed=seed, device=device, force=force,
+                    dry_run=dry_run)  # fmt: skip
+        _dub(input, text, output_dir, opts, emit)
+    except BaseException as exc:
+        emit(_failure(input, exc))
+        raise
+
+
+def _failure(input: Path, exc: BaseException) -> dict:
+    """The --json document of a run that ended with `exc`."""
+    from dubcli.errors import EXIT_INTERNAL, EXIT_USAGE, DubcliError, Interrupted
+
+    if Interrupted.pending is not None and not isinstance(exc, Interrupted):
+        exc = Interrupted(Interrupted.pending)  # a library swallowed the signal's exception
+    if isinstance(exc, DubcliError):
+        status, error, code = "failed", exc.message, exc.exit_code
+    elif isinstance(exc, (Interrupted, KeyboardInterrupt)):
+        status, error = "interrupted", str(exc) or "interrupted (Ctrl-C)"
+        code = getattr(exc, "exit_code", 130)
+    elif isinstance(exc, typer.BadParameter):
+        status, error, code = "failed", exc.format_message(), EXIT_USAGE
+    else:
+        status, error, code = (
+            "failed",
+            f"internal error: {type(exc).__name__}: {exc}",
+            EXIT_INTERNAL,
+        )
+    return {"input": str(input), "status": status, "error": error, "exit_code": code}
+
+
+def _dub(input: Path, text: Path | None, output_dir: Path | None, opts: dict, emit) -> None:
+    """The command's work once the options are checked; emit(doc) prints the --json result."""
     from dubcli.cli import state
     from dubcli.console import console
     from dubcli.dubbing.batch import dub_batch, summary_table
     from dubcli.dubbing.engine import choose_engine
     from dubcli.dubbing.pipeline import dub_video
     from dubcli.dubbing.plan import plan_table
-    from dubcli.errors import PartialFailure
+    from dubcli.errors import PartialFailure, raise_if_interrupted
 
-    _choice(engine, ENGINES, "--engine")
-    _choice(background, BACKGROUNDS, "--background")
-    _choice(device, DEVICES, "--device")
-    if not -70.0 <= lufs <= 0.0:
-        raise typer.BadParameter(f"{lufs} is outside -70..0 LUFS", param_hint="--lufs")
-    choose_engine(engine, checkpoint)  # fail fast: --engine diflow with no checkpoint at all
-    opts = dict(refs=list(ref), engine=engine, checkpoint=checkpoint, offline=offline,
-                background=background, lufs=lufs, keep_original=keep_original,
-                widen_to_lips=widen_to_lips, nfe=nfe, seed=seed, device=device, force=force,
-                dry_run=dry_run)  # fmt: skip
+    dry_run = opts["dry_run"]
+    choose_engine(opts["engine"], opts["checkpoint"])  # fail fast: --engine diflow, no checkpoint
     bar, update, reset = _progress_bar(state.verbosity >= 0 and not dry_run)
     with bar:
         if input.is_dir():
@@ -150,9 +198,8 @@ def dub(
         console().print(summary_table(batch))
     elif batch is None and state.verbosity >= 0 and res.status == "done":
         console().print(f"{res.video} -> {res.outputs.video}", markup=False)
-    if as_json:
-        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
-        sys.stdout.flush()
+    raise_if_interrupted()  # a signal whose exception was lost: the run was interrupted
+    emit(result)
     if batch is not None and batch.failed:
         names = ", ".join(i.video.name for i in batch.failed)
         raise PartialFailure(f"{len(batch.failed)} of {len(batch.items)} items failed: {names}")

@@ -1,4 +1,5 @@
-"""Dubbing: cue planning, engines (diflow, baseline), timeline, mixing, loudness, reports.
+"""Dubbing: cue planning, engines (diflow, baseline), timeline, mixing, loudness, reports, and
+who owns the outputs (outputs.py: names, the recorded identity, skip / redo / refuse).
 
 Entry points: `pipeline.dub_video` (one clip) and `batch.dub_batch` (folders); `dubcli dub`
 calls them. Nothing heavy is imported here.

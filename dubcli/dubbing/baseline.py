@@ -65,12 +65,14 @@ def espeak_wav(text: str, voice: str = ESPEAK_VOICE, rate: int = SAMPLE_RATE) ->
     import soundfile as sf
     import soxr
 
+    from dubcli.procs import child_options
+
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise DependencyError("espeak-ng not found: install it (sudo bash .ci/system-deps.sh)")
     try:  # text on stdin: nothing in it can be read as an option
         res = subprocess.run([exe, "-v", voice, "--stdout", "--stdin"], input=text.encode(),
-                             capture_output=True, timeout=120)  # fmt: skip
+                             capture_output=True, timeout=120, **child_options())  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ProcessingError(f"espeak-ng failed on {text[:40]!r} ({exc})") from exc
     if res.returncode != 0 or len(res.stdout) <= 44:

@@ -3,7 +3,9 @@
 Pairing: for each video in INPUT (a folder, not recursive; or one file), the subtitles are
 `<stem>.srt`, `<stem>.vtt`, `<stem>.ass` or `<stem>.ssa` (in that order of preference) in the
 --text folder (default: the video's own folder), or else the only `<stem>.<anything>.<sub ext>`
-there (e.g. `clip.en.srt`). A video without subtitles is a failed item, not a stop.
+there (e.g. `clip.en.srt`; dubcli's own `<base>.dub.srt` outputs are never taken). A video
+without subtitles is a failed item, not a stop. Two videos with one stem (`clip.mp4`,
+`clip.mkv`) may share `clip.srt`; their outputs are kept apart (dubbing/outputs.py).
 
 Each item runs `dub_video`; an item whose outputs are complete is skipped unless force; a failing
 item is reported (its DubcliError message) and the rest continue. `BatchResult.failed` tells the
@@ -19,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dubcli.console import get_logger
-from dubcli.errors import EXIT_INTERNAL, DubcliError, InputError
+from dubcli.dubbing.outputs import VIDEO_EXTS
+from dubcli.errors import EXIT_INTERNAL, DubcliError, InputError, Interrupted, raise_if_interrupted
 
 log = get_logger(__name__)
 
-VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv")
+__all__ = ["VIDEO_EXTS", "BatchItem", "BatchResult", "ItemResult", "dub_batch", "pair_inputs"]
 SUB_EXTS = (".srt", ".vtt", ".ass", ".ssa")
 
 
@@ -40,7 +43,8 @@ def _find_subtitles(video: Path, folder: Path) -> tuple[Path | None, str | None]
         if cand.is_file():
             return cand, None
     tagged = sorted(p for p in folder.glob(f"{video.stem}.*")
-                    if p.suffix.lower() in SUB_EXTS and p.is_file())  # fmt: skip
+                    if p.suffix.lower() in SUB_EXTS and p.is_file()
+                    and not p.name.lower().endswith(".dub.srt"))  # fmt: skip
     if len(tagged) == 1:
         return tagged[0], None
     if len(tagged) > 1:
@@ -133,6 +137,7 @@ def dub_batch(
     items = pair_inputs(input, text)
     results = []
     for i, item in enumerate(items):
+        raise_if_interrupted()
         if on_item:
             on_item(i, len(items), item)
         t = time.perf_counter()
@@ -143,6 +148,8 @@ def dub_batch(
         try:
             res = dub_video(item.video, item.subtitles, out_dir=out_dir, **kwargs)
         except DubcliError as exc:
+            if Interrupted.pending is not None:  # a library swallowed the signal's exception
+                raise Interrupted(Interrupted.pending) from exc
             log.error("%s: failed: %s", item.video, exc.message)
             results.append(ItemResult(item.video, item.subtitles, "failed", exc.message,
                                       exc.exit_code, seconds=time.perf_counter() - t))  # fmt: skip
@@ -150,6 +157,8 @@ def dub_batch(
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # a bug in one item must not lose the others' work
+            if Interrupted.pending is not None:
+                raise Interrupted(Interrupted.pending) from exc
             log.debug("%s: internal error", item.video, exc_info=True)
             msg = f"internal error: {type(exc).__name__}: {exc} (rerun it alone with -v)"
             log.error("%s: failed: %s", item.video, msg)

@@ -12,8 +12,10 @@ complete.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -55,6 +57,21 @@ class Timers:
             if item is None:
                 return
             yield item
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    """Only errors from logger `name` meanwhile (debug output with -v stays)."""
+    logger = logging.getLogger(name)
+    if logger.getEffectiveLevel() <= logging.DEBUG:
+        yield
+        return
+    before = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 def cue_key(window: CueWindow, voice: Voice, engine: Engine, *, seed: int, nfe: int,
@@ -142,7 +159,8 @@ def synthesize_cue(
     t = time.perf_counter()
     frames = media.iter_frames(video, VIDEO_FPS, fa, fb, size=_track_size(info.width, info.height))
     decode_before = timers.seconds.get("decode", 0.0)
-    track = track_faces(timers.timed("decode", frames), source=f"{video} (cue {window.index})")
+    with _quiet_logger("dubcli.vision.landmarks"):  # "no face" per cue: one summary line instead
+        track = track_faces(timers.timed("decode", frames), source=f"{video} (cue {window.index})")
     timers.add("landmarks", time.perf_counter() - t - (timers.seconds["decode"] - decode_before))
 
     t = time.perf_counter()
@@ -167,8 +185,8 @@ def synthesize_cue(
         lip, face = feats.lip, feats.face
     else:
         notes.append("no face in the window: timing from the text only")
-        log.info("cue %d: no face in its window (%.2f-%.2f s); timing from the text only",
-                 window.index, window.start, window.end)  # fmt: skip
+        log.debug("cue %d: no face in its window (%.2f-%.2f s); timing from the text only",
+                  window.index, window.start, window.end)  # fmt: skip
     timers.add("features", time.perf_counter() - t)
 
     job = CueJob(window.index, window.text, window.phonemes, window.start, window.end, nv,

@@ -26,6 +26,22 @@ VERSION = "diflow-v1"
 TEXT_ONLY_NOTE = "no face in the window: phoneme timing from the text (synthetic face), not lips"
 
 
+def checkpoint_identity(checkpoint: str | None, *, offline: bool = False,
+                        temperature: float = 1.0) -> str:  # fmt: skip
+    """The fingerprint's model part without loading it: engine version + checkpoint sha256."""
+    from dubcli.hub import resolve_checkpoint, sha256_file
+
+    resolved = resolve_checkpoint(checkpoint, offline=offline)
+    st = resolved.path.stat()
+    key = (str(resolved.path), st.st_size, st.st_mtime_ns)
+    if key not in _SHA:
+        _SHA[key] = resolved.sha256 or sha256_file(resolved.path)
+    return f"{VERSION}:{_SHA[key][:16]}:t={temperature:g}"
+
+
+_SHA: dict[tuple[str, int, int], str] = {}
+
+
 class DiFlowEngine:
     """Loads one checkpoint (hub name | path | hf://; None = the registry default)."""
 
@@ -40,8 +56,11 @@ class DiFlowEngine:
         self._prompts: dict[str, object] = {}
 
     def fingerprint(self) -> str:
-        """Engine version + the checkpoint's sha256: a new model never reuses cached cues."""
-        return f"{VERSION}:{self.dubber.sha256[:16]}:t={self.temperature:g}"
+        """Engine version + the checkpoint's sha256 (+ the device type, whose random numbers
+        differ): a new model never reuses cached cues."""
+        return (
+            f"{VERSION}:{self.dubber.sha256[:16]}:t={self.temperature:g}:{self.dubber.device.type}"
+        )
 
     def prompt(self, ident: str, wav: np.ndarray):
         """The reference's Prompt, encoded once per voice."""

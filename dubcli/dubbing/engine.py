@@ -11,7 +11,8 @@ Engines by name (`--engine`):
   the reference voice's pitch and spectral envelope; the practical tools' approach, kept as a
   comparison point and a fallback that needs no model.
 Default (no --engine): diflow when a checkpoint is given or registered as the default, else
-baseline with a message saying why.
+baseline with a message saying why. A registry that exists but is invalid (a `default` that
+names no entry, bad TOML) is a CheckpointError, not a quiet fall-back to the baseline.
 """
 
 from __future__ import annotations
@@ -99,10 +100,14 @@ def choose_engine(name: str | None, checkpoint: str | None) -> tuple[str, str | 
         raise InputError(f"unknown engine {name!r} (choose from {', '.join(ENGINES)})")
     if name == "baseline" or checkpoint is not None:
         return name or "diflow", None
-    try:
-        has_default = any(e.default for e in list_registry())
-    except CheckpointError:
+    if not registry_file().exists():
         has_default = False
+    else:
+        try:
+            has_default = any(e.default for e in list_registry())
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc.message}; fix the registry, pass --checkpoint, or use "
+                                  "--engine baseline") from exc  # fmt: skip
     if name == "diflow" and not has_default:
         raise CheckpointError(
             f"--engine diflow: no default checkpoint is registered yet ({registry_file()}); "
@@ -115,6 +120,23 @@ def choose_engine(name: str | None, checkpoint: str | None) -> tuple[str, str | 
         "using the baseline engine (espeak-ng + WORLD). Pass --engine diflow --checkpoint "
         "NAME|PATH|hf://... to dub with a model."
     )
+
+
+def engine_identity(
+    name: str, *, checkpoint: str | None = None, offline: bool = False, device: str = "auto"
+) -> dict:
+    """What of the engine changes a dub, known without building it: {"engine", "engine_id"} and
+    for diflow the device type (the sampler's random numbers differ between CPU and CUDA).
+    Resolving a diflow checkpoint hashes it (CheckpointError as create_engine would raise)."""
+    if name == "baseline":
+        from dubcli.dubbing.baseline import BaselineEngine
+
+        return {"engine": name, "engine_id": BaselineEngine().fingerprint()}
+    from dubcli.dubbing.diflow import checkpoint_identity
+    from dubcli.inference import resolve_device
+
+    return {"engine": name, "engine_id": checkpoint_identity(checkpoint, offline=offline),
+            "device": resolve_device(device).type}  # fmt: skip
 
 
 def create_engine(

@@ -3,11 +3,15 @@
 A window is where a cue's speech goes. It starts as the cue's own [start, end); then:
 - a cue starting at or after the video's end is skipped, one ending after it is clipped (warn);
 - a cue with nothing to speak (sound-only text like "[music]") is skipped (warn);
+- a cue the text frontend cannot pronounce (no phoneme at all, e.g. Arabic or Chinese text for
+  the English frontend) is skipped (warn); a cue with some such words keeps the others (warn);
 - overlapping cues (warn): the earlier window ends where the later one starts, but keeps at least
   MIN_WINDOW; a later cue left with less than MIN_WINDOW is skipped;
 - with --widen-to-lips, the pipeline widens a window to the lip activity around it (at most
   MAX_WIDEN each side, never into a neighbour's window nor past the video): subtitle timings are
   often late or early by a few hundred ms, while the lips show when the speaker really talks.
+Warnings of one kind on more than MAX_EACH cues become one line ("cues 7, 8, 9, ... 5000 (4994
+cues): start after the video's end ..."); the plan's `skipped` keeps every cue and its reason.
 Fit estimate: speaking rate needed to say the text in the window, against typical English
 rates of ~12 phones/s (~2.7 words/s, 160 words/min; conversational speech is 150-190 words/min).
 The baseline engine speeds speech up or slows it down within 0.7x-1.5x, so a rate above 1.5x the
@@ -36,6 +40,7 @@ MAX_WIDEN = 0.5  # seconds a window may grow on each side with --widen-to-lips
 LIP_OPEN_CM = 0.25  # inner-lip opening (canonical cm) that counts as an open, speaking mouth
 LIP_MOVE_CM = 0.04  # per-frame aperture change that counts as moving lips
 FPS = 25.0
+MAX_EACH = 3  # warnings of one kind on more cues than this are summarized in one line
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,29 @@ def _phones(symbols: Sequence[str]) -> int:
     return sum(1 for s in symbols if not s.startswith("<"))
 
 
+def cue_list(indices: Sequence[int]) -> str:
+    """'cue 3' | 'cues 1, 2, 5' | 'cues 1, 2, 3, ... 5000' (the first few, then the last)."""
+    if len(indices) == 1:
+        return f"cue {indices[0]}"
+    shown = ", ".join(str(i) for i in indices[:MAX_EACH])
+    return f"cues {shown}" + (f", ... {indices[-1]}" if len(indices) > MAX_EACH else "")
+
+
+def summarize(notes: Sequence[tuple[str, int, str, str]]) -> list[str]:
+    """(kind, cue index, per-cue message, summary of the kind) -> warning lines: each message
+    when a kind has at most MAX_EACH cues, else one line naming the cues and their count."""
+    kinds: dict[str, list[tuple[int, str, str]]] = {}
+    for kind, index, message, summary in notes:
+        kinds.setdefault(kind, []).append((index, message, summary))
+    out = []
+    for items in kinds.values():
+        if len(items) <= MAX_EACH:
+            out += [m for _, m, _ in items]
+        else:
+            out.append(f"{cue_list([i for i, _, _ in items])} ({len(items)} cues): {items[0][2]}")
+    return out
+
+
 def plan_cues(cues: Sequence, duration: float, *, phonemize: Callable | None = None) -> DubPlan:
     """Cue objects (text.subtitles.Cue) and the video's duration -> windows (see module doc).
 
@@ -115,30 +143,45 @@ def plan_cues(cues: Sequence, duration: float, *, phonemize: Callable | None = N
         from dubcli.text.g2p import text_to_phonemes as phonemize
     windows: list[CueWindow] = []
     skipped: list[SkippedCue] = []
-    warnings: list[str] = []
+    notes_all: list[tuple[str, int, str, str]] = []  # (kind, cue, message, kind summary)
 
-    def skip(cue, reason: str) -> None:
+    def warn(kind: str, index: int, message: str, summary: str) -> None:
+        notes_all.append((kind, index, message, summary))
+
+    def skip(cue, reason: str, kind: str, summary: str) -> None:
         skipped.append(SkippedCue(cue.index, cue.text, reason))
-        warnings.append(f"cue {cue.index}: {reason}; skipped")
+        warn(kind, cue.index, f"cue {cue.index}: {reason}; skipped", f"{summary}; skipped")
 
     for cue in sorted(cues, key=lambda c: (c.start, c.end)):
         text = cue.speech_text.strip()
         if not text:
-            skip(cue, f"nothing to speak in {cue.text!r}")
+            skip(cue, f"nothing to speak in {cue.text!r}", "sound", "nothing to speak (sound only)")
             continue
         if cue.start >= duration:
-            skip(cue, f"starts at {cue.start:.2f} s, after the video's end ({duration:.2f} s)")
+            skip(cue, f"starts at {cue.start:.2f} s, after the video's end ({duration:.2f} s)",
+                 "after-end", f"start after the video's end ({duration:.2f} s)")  # fmt: skip
             continue
         start, end, notes = cue.start, cue.end, []
         if end > duration:
-            warnings.append(f"cue {cue.index}: ends at {end:.2f} s, after the video's end "
-                            f"({duration:.2f} s); clipped")  # fmt: skip
+            warn("clipped", cue.index, f"cue {cue.index}: ends at {end:.2f} s, after the "
+                 f"video's end ({duration:.2f} s); clipped",
+                 f"end after the video's end ({duration:.2f} s); clipped")  # fmt: skip
             notes.append(f"clipped at the video's end ({end:.2f} -> {duration:.2f} s)")
             end = duration
         if end - start < MIN_WINDOW:
-            skip(cue, f"window {start:.2f}-{end:.2f} s is shorter than {MIN_WINDOW} s")
+            skip(cue, f"window {start:.2f}-{end:.2f} s is shorter than {MIN_WINDOW} s",
+                 "short", f"windows shorter than {MIN_WINDOW} s")  # fmt: skip
             continue
         phones = tuple(phonemize(text).symbols)
+        if not _phones(phones):
+            skip(cue, f"the text frontend cannot pronounce {text!r} (no English phoneme in it)",
+                 "unpronounceable", "the text frontend cannot pronounce them")  # fmt: skip
+            continue
+        unknown = sum(1 for s in phones if s == "<unk>")
+        if unknown:
+            warn("unknown", cue.index, f"cue {cue.index}: {unknown} word(s) of {text!r} have no "
+                 "English pronunciation and may be mispronounced or silent",
+                 "some words have no English pronunciation")  # fmt: skip
         words = len(text.split())
         fit = estimate_fit(words, _phones(phones), end - start)
         w = CueWindow(cue.index, text, cue.text, cue.speaker, cue.start, cue.end, start, end,
@@ -146,21 +189,24 @@ def plan_cues(cues: Sequence, duration: float, *, phonemize: Callable | None = N
         if windows and w.start < windows[-1].end:
             prev = windows[-1]
             cut = max(w.start, prev.start + MIN_WINDOW)
-            warnings.append(f"cue {w.index} overlaps cue {prev.index} "
-                            f"({w.start:.2f} < {prev.end:.2f} s); cue {prev.index} now ends at "
-                            f"{cut:.2f} s")  # fmt: skip
+            warn("overlap", w.index, f"cue {w.index} overlaps cue {prev.index} "
+                 f"({w.start:.2f} < {prev.end:.2f} s); cue {prev.index} now ends at {cut:.2f} s",
+                 "overlap the cue before; its window was cut")  # fmt: skip
             windows[-1] = prev.with_window(prev.start, cut, f"cut to {cut:.2f} s: overlaps cue "
                                            f"{w.index}")  # fmt: skip
             if w.end - cut < MIN_WINDOW:
-                skip(cue, f"overlaps cue {prev.index} almost entirely")
+                skip(cue, f"overlaps cue {prev.index} almost entirely", "overlap-skip",
+                     "overlap the cue before almost entirely")  # fmt: skip
                 continue
             if cut > w.start:
                 w = w.with_window(cut, w.end, f"starts at {cut:.2f} s: overlaps cue {prev.index}")
         windows.append(w)
     for w in windows:
         if w.fit.status != "ok":
-            warnings.append(f"cue {w.index}: text is {w.fit.status} for its {w.duration:.2f} s "
-                            f"window ({w.fit.wps:.1f} words/s, {w.fit.pps:.1f} phones/s)")  # fmt: skip
+            warn(w.fit.status, w.index, f"cue {w.index}: text is {w.fit.status} for its "
+                 f"{w.duration:.2f} s window ({w.fit.wps:.1f} words/s, {w.fit.pps:.1f} phones/s)",
+                 f"text is {w.fit.status} for the window")  # fmt: skip
+    warnings = summarize(notes_all)
     for msg in warnings:
         log.warning("%s", msg)
     return DubPlan(tuple(windows), tuple(skipped), tuple(warnings), float(duration))

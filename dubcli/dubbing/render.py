@@ -1,8 +1,11 @@
 """The body of a dub run once inputs are checked and the plan is made: voices, cues, mix, outputs.
 
-Order of writes (each atomic): cue results into the work folder as they finish, then the audio
-track, the subtitles, the muxed video, and the report last (its "complete": true is the marker
-pipeline.is_complete trusts). Killed anywhere, a rerun redoes only what is missing.
+Order of writes (each atomic): cue results into the work folder as they finish, then the report
+with "complete": false (it claims the outputs about to be written), the audio track, the
+subtitles, the muxed video, and the report again last, with "complete": true and each output's
+size and time (the marker outputs.decide trusts). Killed anywhere, a rerun redoes only what is
+missing. A write that fails for the disk's sake (full, read-only, denied, quota) is an
+OutputError (exit 6) naming the file.
 """
 
 from __future__ import annotations
@@ -16,11 +19,10 @@ import numpy as np
 
 from dubcli.console import get_logger
 from dubcli.dubbing import cuework
-from dubcli.dubbing.plan import DubPlan
+from dubcli.dubbing.plan import DubPlan, summarize
+from dubcli.errors import raise_if_interrupted
 
 log = get_logger(__name__)
-
-REPORT_VERSION = 1
 
 
 def run_dub(
@@ -43,14 +45,18 @@ def run_dub(
     device: str,
     progress,
     timers: cuework.Timers | None = None,
+    identity: dict | None = None,
+    redo: Sequence[str] = (),
 ) -> dict:
-    """Everything after planning; returns the report (also written to outputs.report)."""
+    """Everything after planning; returns the report (also written to outputs.report).
+    identity: what outputs.run_identity recorded for this run; redo: why it redoes old outputs."""
     from dubcli import media
     from dubcli.dubbing.engine import create_engine
     from dubcli.dubbing.mix import MIX_RATE, render_mix, resolve_background
+    from dubcli.dubbing.outputs import file_stats, pending_report
     from dubcli.dubbing.timeline import TimelineRenderer, place
     from dubcli.dubbing.voices import load_voices, video_voices
-    from dubcli.fsutil import atomic_write_text
+    from dubcli.fsutil import atomic_write_text, is_write_error, write_error
     from dubcli.text.subtitles import Cue, write_srt
 
     timers = timers or cuework.Timers()
@@ -61,16 +67,22 @@ def run_dub(
         voices = load_voices(refs)
     else:
         voices = video_voices(video, [(w.speaker, w.start, w.end) for w in plan.windows])
-    voices.check([w.speaker for w in plan.windows])
+    for msg in voices.check([w.speaker for w in plan.windows]):
+        log.warning("%s: %s", video, msg)
+        warnings.append(msg)
     timers.add("voices", time.perf_counter() - t)
 
-    work = outputs.report.parent / f".{video.stem}.dubwork"
-    work.mkdir(parents=True, exist_ok=True)
+    work = outputs.work
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(work, exc) from exc
     video_id = f"{video.resolve()}:{video.stat().st_size}:{video.stat().st_mtime_ns}"
     records, paths, reused = [], {}, 0
     windows = list(plan.windows)
     lo = 0.0
     for i, window in enumerate(windows):
+        raise_if_interrupted()
         hi = windows[i + 1].start if i + 1 < len(windows) else info.duration
         voice = voices.for_speaker(window.speaker)
         key = cuework.cue_key(window, voice, engine, seed=seed, nfe=nfe, widen=widen,
@@ -86,8 +98,6 @@ def run_dub(
                 nfe=nfe, widen=widen, timers=timers,
             )  # fmt: skip
             cuework.save_cached(path, wav, record)
-        warnings += [f"cue {window.index}: {n}" for n in record["notes"]
-                     if n.startswith("no face")]  # fmt: skip
         lo = record["window"][1]
         records.append(record)
         paths[window.index] = path
@@ -96,6 +106,8 @@ def run_dub(
     if reused:
         log.info("%s: %d of %d cues reused from an earlier, unfinished run", video, reused,
                  len(windows))  # fmt: skip
+    run_notes = [("face", r["index"], f"cue {r['index']}: {n}", n) for r in records
+                 for n in r["notes"] if n.startswith("no face")]  # fmt: skip
 
     # timeline at the mix rate: speech placed at each (final) window start
     total = int(round(info.duration * MIX_RATE))
@@ -126,47 +138,72 @@ def run_dub(
         if p.cut > 0:
             msg = f"{p.cut / MIX_RATE:.2f} s of speech cut at the next cue / the video's end"
             r["notes"].append(msg)
-            warnings.append(f"cue {r['index']}: {msg}")
+            run_notes.append(("cut", r["index"], f"cue {r['index']}: {msg}",
+                              "speech cut at the next cue / the video's end"))  # fmt: skip
+    for msg in summarize(run_notes):  # one line per kind when many cues share it
+        log.info("%s: %s", video, msg)
+        warnings.append(msg)
 
     channels_in = (info.audio_streams[0].channels or 2) if info.has_audio else 0
     bg = resolve_background(background, channels_in)
     if bg.note:
         log.warning("%s: %s", video, bg.note)
         warnings.append(bg.note)
-    source = None
-    if bg.mode != "drop":
-        source = media.iter_audio_blocks(video, MIX_RATE, block_seconds=10.0, mono=False)
-    t = time.perf_counter()
-    mix = render_mix(
-        outputs.wav, total=total, dub=timeline.render, background=source, bg=bg,
-        intervals=intervals, lufs=lufs, force=True, tmp_dir=work,
-        progress=(lambda d, n: progress("mix", d, n)) if progress else None,
-    )  # fmt: skip
-    timers.add("mix", time.perf_counter() - t)
+    raise_if_interrupted()
+    try:  # the writes: a failure for the disk's sake is an OutputError naming the file
+        if identity is not None:
+            claim = pending_report(video, subtitles, outputs, identity)
+            atomic_write_text(
+                outputs.report, json.dumps(claim, indent=2, ensure_ascii=False) + "\n"
+            )
+        source = None
+        if bg.mode != "drop":
+            source = media.iter_audio_blocks(video, MIX_RATE, block_seconds=10.0, mono=False)
+        t = time.perf_counter()
+        try:  # its first pass writes a float temporary the size of the track
+            mix = render_mix(
+                outputs.wav, total=total, dub=timeline.render, background=source, bg=bg,
+                intervals=intervals, lufs=lufs, force=True, tmp_dir=work,
+                progress=(lambda d, n: progress("mix", d, n)) if progress else None,
+            )  # fmt: skip
+        except Exception as exc:
+            if is_write_error(exc):
+                raise write_error(outputs.wav, exc) from exc
+            raise
+        timers.add("mix", time.perf_counter() - t)
 
-    srt_cues = []
-    for r in records:
-        p = by_index[r["index"]]
-        s = p.start / MIX_RATE + r["speech"][0]
-        e = min(p.end / MIX_RATE, p.start / MIX_RATE + r["speech"][1])
-        if e - s > 0.01:
-            srt_cues.append(Cue(len(srt_cues) + 1, s, e, r["display_text"], r["speaker"]))
-    if srt_cues:
-        write_srt(srt_cues, outputs.srt, with_speakers=any(c.speaker for c in srt_cues))
-    else:
-        atomic_write_text(outputs.srt, "\n")
-    t = time.perf_counter()
-    if progress:
-        progress("mux", 0, 1)
-    media.mux_audio(video, outputs.wav, outputs.video, keep_original=keep_original, force=True)
-    timers.add("mux", time.perf_counter() - t)
-    if progress:
-        progress("mux", 1, 1)
+        srt_cues = []
+        for r in records:
+            p = by_index[r["index"]]
+            s = p.start / MIX_RATE + r["speech"][0]
+            e = min(p.end / MIX_RATE, p.start / MIX_RATE + r["speech"][1])
+            if e - s > 0.01:
+                srt_cues.append(Cue(len(srt_cues) + 1, s, e, r["display_text"], r["speaker"]))
+        if srt_cues:
+            write_srt(srt_cues, outputs.srt, with_speakers=any(c.speaker for c in srt_cues))
+        else:
+            atomic_write_text(outputs.srt, "\n")
+        raise_if_interrupted()
+        t = time.perf_counter()
+        if progress:
+            progress("mux", 0, 1)
+        media.mux_audio(video, outputs.wav, outputs.video, keep_original=keep_original, force=True)
+        timers.add("mux", time.perf_counter() - t)
+        if progress:
+            progress("mux", 1, 1)
 
-    report = _report(video, subtitles, info, plan, outputs, engine, checkpoint, voices, bg, mix,
-                     records, timers, warnings, seed=seed, nfe=nfe, lufs=lufs, widen=widen,
-                     keep_original=keep_original)  # fmt: skip
-    atomic_write_text(outputs.report, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        report = _report(video, subtitles, info, plan, outputs, engine, checkpoint, voices, bg, mix,
+                         records, timers, warnings, seed=seed, nfe=nfe, lufs=lufs, widen=widen,
+                         keep_original=keep_original)  # fmt: skip
+        report["identity"] = identity
+        report["redone_because"] = list(redo)
+        report["files"] = file_stats(outputs)
+        atomic_write_text(outputs.report, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    except Exception as exc:
+        if is_write_error(exc):
+            raise write_error(getattr(exc, "filename", None) or outputs.report.parent,
+                              exc) from exc  # fmt: skip
+        raise
     from dubcli.dubbing.pipeline import remove_workdir
 
     remove_workdir(work)
@@ -178,8 +215,11 @@ def _report(video, subtitles, info, plan, outputs, engine, checkpoint, voices, b
     def r(x, nd=2):
         return None if x is None or not np.isfinite(x) else round(float(x), nd)
 
+    from dubcli.dubbing.outputs import GENERATOR, REPORT_VERSION
+
     stages = {k: round(v, 3) for k, v in timers.seconds.items()}
     return {
+        "generator": GENERATOR,
         "version": REPORT_VERSION,
         "complete": True,
         "input": {

@@ -4,7 +4,12 @@ Dimensions: n samples (16 kHz mono float32), f analysis frames (100 per second).
 
 Matching: a cue whose speaker is NAME (case-insensitive) uses `--ref NAME=...`; any other cue
 uses the unnamed `--ref`; with a single --ref of any kind, every cue uses it. A cue that matches
-nothing is an InputError before any work starts.
+nothing is an InputError before any work starts; cues that borrow another speaker's named voice
+get one warning per speaker, with their count.
+
+A --ref file is read from its start only (REF_READ_S, ffmpeg -t: an hour-long file is never
+decoded whole) and its first REF_MAX_S * 2 seconds of sound are kept; a reference in which the
+voice-activity detector below finds little speech (noise, music, a steady tone) is a warning.
 
 Without --ref, the reference comes from the source video's own audio (the original actor's voice):
 a simple voice-activity detector (`speech_frames`) finds speech, and `pick_regions` keeps the
@@ -46,6 +51,8 @@ BRIDGE_S = 0.15
 MIN_VARIATION_DB = 3.0
 REF_MIN_S, REF_MAX_S = 3.0, 10.0
 REF_GAP_S = 0.1  # silence put between concatenated regions
+REF_READ_S = 60.0  # a --ref file is decoded up to here (leading silence is trimmed after)
+REF_SPEECH_MIN = 0.25  # below this fraction of speech-like sound, a reference warns
 
 
 @dataclass(frozen=True)
@@ -93,10 +100,22 @@ class VoiceBank:
             "or an unnamed --ref FILE for everyone else"
         )
 
-    def check(self, speakers: Sequence[str | None]) -> None:
-        """InputError now (before any synthesis) if some cue speaker has no voice."""
-        for s in dict.fromkeys(speakers):
-            self.for_speaker(s)
+    def check(self, speakers: Sequence[str | None]) -> list[str]:
+        """InputError now (before any synthesis) if some cue speaker has no voice; warnings,
+        one per speaker, for cues that get another speaker's named voice."""
+        counts: dict[str | None, int] = {}
+        for s in speakers:
+            counts[s] = counts.get(s, 0) + 1
+        out = []
+        for s, n in counts.items():
+            v = self.for_speaker(s)
+            if v.name is None or (s and s.casefold() == v.name.casefold()):
+                continue
+            cues = f"{n} cue{'s' if n > 1 else ''}"
+            who = f"speaker {s!r} has no --ref {s}=FILE: its {cues}" if s else (
+                f"{cues} without a speaker")  # fmt: skip
+            out.append(f"{who} use {v.name}'s voice ({v.source})")
+        return out
 
 
 def load_voices(values: Sequence[str]) -> VoiceBank:
@@ -112,13 +131,34 @@ def load_voices(values: Sequence[str]) -> VoiceBank:
             raise InputError(f"--ref {value}: {'speaker ' + name if name else 'unnamed voice'} "
                              "given twice")  # fmt: skip
         seen.add(key)
-        wav = load_reference(path, min_seconds=0.5)
-        if len(wav) < REF_MIN_S * SAMPLE_RATE:
-            log.warning("%s: reference holds %.1f s of sound; %.0f-%.0f s clone a voice better",
-                        path, len(wav) / SAMPLE_RATE, REF_MIN_S, REF_MAX_S)  # fmt: skip
+        wav = load_reference(path, min_seconds=0.5, max_seconds=REF_READ_S)
         wav = wav[: int(REF_MAX_S * 2 * SAMPLE_RATE)]
+        _check_reference(path, wav)
         voices.append(Voice(name, wav, str(path), _ident(wav)))
     return VoiceBank(voices)
+
+
+def _check_reference(path: Path, wav: np.ndarray) -> None:
+    """One warning line each: a long file (only its start is used), little sound, little speech."""
+    from dubcli import media
+
+    seconds = len(wav) / SAMPLE_RATE
+    try:
+        total = media.probe(path).duration
+    except Exception:  # noqa: BLE001 - the audio was read already; the length is only a hint
+        total = 0.0
+    if total > REF_READ_S:
+        log.warning("%s: the reference lasts %.0f min; only its first %.0f s of sound are used "
+                    "(%.0f-%.0f s of one voice is best)", path, total / 60, seconds, REF_MIN_S,
+                    REF_MAX_S)  # fmt: skip
+    if seconds < REF_MIN_S:
+        log.warning("%s: reference holds %.1f s of sound; %.0f-%.0f s clone a voice better",
+                    path, seconds, REF_MIN_S, REF_MAX_S)  # fmt: skip
+    speech = sum(r.end - r.start for r in speech_regions(frame_stats(wav)))
+    if speech < REF_SPEECH_MIN * seconds:
+        log.warning("%s: the reference does not sound like speech (%.1f of its %.1f s; noise, "
+                    "music or a steady tone?): the voice copied from it will be poor", path,
+                    speech, seconds)  # fmt: skip
 
 
 # --- voice activity ------------------------------------------------------------------------------

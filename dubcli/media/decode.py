@@ -22,6 +22,7 @@ from dubcli.console import get_logger
 from dubcli.errors import DependencyError, InputError, ProcessingError
 from dubcli.media.ffmpeg import INSTALL_HINT, _error_line, _ffmpeg, _url
 from dubcli.media.probe import probe
+from dubcli.procs import child_options
 from dubcli.timing import SAMPLE_RATE, VIDEO_FPS
 
 log = get_logger(__name__)
@@ -59,7 +60,11 @@ def _stream(cmd: list[str], chunk_bytes: int, path: Path, what: str) -> Iterator
     errfile = tempfile.TemporaryFile()
     try:
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errfile
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=errfile,
+            **child_options(),
         )
     except OSError as exc:
         errfile.close()

@@ -21,6 +21,7 @@ from dubcli.errors import InputError, OutputError, ProcessingError
 from dubcli.fsutil import atomic_path
 from dubcli.media.ffmpeg import _error_line, _ffmpeg, _url, run_ffmpeg
 from dubcli.media.probe import probe
+from dubcli.procs import child_options
 from dubcli.timing import SAMPLE_RATE, VIDEO_FPS
 
 log = get_logger(__name__)
@@ -152,7 +153,8 @@ def write_video(
 
 def _pipe_frames(cmd, first, rest, hw, out: Path) -> None:
     errfile = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errfile)
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errfile,
+                            **child_options())  # fmt: skip
     try:
         for i, frame in enumerate(itertools.chain([first], rest)):
             frame = np.asarray(frame)

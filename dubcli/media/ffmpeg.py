@@ -13,7 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from dubcli.errors import DependencyError, InputError, ProcessingError
+from dubcli.errors import DependencyError, InputError, OutputError, ProcessingError
+from dubcli.procs import child_options
 
 INSTALL_HINT = (
     "install it with `pip install imageio-ffmpeg` or your system's package (apt install ffmpeg)"
@@ -67,7 +68,7 @@ def _ffmpeg(*args: str) -> list[str]:
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(cmd, capture_output=True, **kw)
+        return subprocess.run(cmd, capture_output=True, **child_options(), **kw)
     except OSError as exc:  # the binary vanished or is not executable
         raise DependencyError(
             f"{cmd[0]}: cannot run ({exc.strerror or exc}; {INSTALL_HINT})"
@@ -110,8 +111,21 @@ def check_readable(path: str | os.PathLike) -> os.stat_result:
     return st
 
 
+# ffmpeg's words for the write errors that are the disk's fault, not the media's (exit 6)
+_DISK_ERRORS = ("No space left on device", "Disk quota exceeded", "File too large",
+                "Read-only file system")  # fmt: skip
+
+
 def run_ffmpeg(*args: str, target: str | os.PathLike, what: str, stdin: bytes | None = None):
-    """Run `ffmpeg -v error *args` to write `target`; ProcessingError naming it if ffmpeg fails."""
+    """Run `ffmpeg -v error *args` to write `target`; ProcessingError naming it if ffmpeg fails,
+    OutputError (exit 6) when the output could not be written (disk full, read-only, denied)."""
     res = _run(_ffmpeg("-v", "error", *args), input=stdin)
     if res.returncode != 0:
+        err = res.stderr.decode("utf-8", "replace") if isinstance(res.stderr, bytes) else ""
+        out_url = args[-1] if args and str(args[-1]).startswith("file:") else None
+        denied = "Permission denied" in err and out_url is not None and out_url in err
+        disk = next((d for d in _DISK_ERRORS if d in err), None)
+        if disk or denied:
+            reason = (disk or "Permission denied").lower()
+            raise OutputError(f"{target}: cannot be written ({reason})")
         raise ProcessingError(f"{target}: ffmpeg failed to {what} ({_error_line(res.stderr)})")

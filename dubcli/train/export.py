@@ -9,11 +9,16 @@ symbols), visual features version and dims, training step, the run it came from.
 version is added by dubcli.checkpoint.
 
 `load_inference_model(path)` -> (model in eval mode, metadata, codec). It refuses files of
-another kind, a phoneme vocabulary or visual features version other than this dubcli's.
+another kind, a phoneme vocabulary or visual features version other than this dubcli's. The
+metadata is validated before anything is built (`check_model_config`: types, then sane ranges;
+then the model is built on torch's meta device, which allocates nothing, and its tensor shapes
+must equal the file's): malformed metadata is a CheckpointError (exit 5), never a torch error.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,6 +29,7 @@ from torch import nn
 from dubcli.checkpoint import load_checkpoint, save_checkpoint
 from dubcli.errors import CheckpointError, InputError
 
+MAX_SIZE = 1 << 16  # widths, vocabularies, heads, kernels, layers: nothing real is larger
 EXPORT_KIND = "diflowdubber"
 CODEC_COPY = "codec.safetensors"  # the run folder's copy of the dataset's codec
 TRAINING_ONLY = ("teacher.",)  # state_dict prefixes inference never uses
@@ -104,6 +110,69 @@ def export_inference(
     )
 
 
+def check_model_config(stage: Any, config: Any, where: str):
+    """The stored model config as a ModelConfig, or a CheckpointError naming what is wrong:
+    types (ModelConfig.from_dict), then ranges: sizes are integers in 1..MAX_SIZE (layer and conv
+    counts may be 0), floats are finite, dropouts in [0, 1), the rest positive or >= 0."""
+    from dubcli.config import ModelConfig
+
+    if stage not in ("tts", "dub") or not isinstance(config, dict):
+        raise CheckpointError(f"{where}: no stage/model config in the metadata")
+    try:
+        cfg = ModelConfig.from_dict(config)
+    except InputError as exc:
+        raise CheckpointError(f"{where}: stored model config is not valid here ({exc})") from exc
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        problem = _range_problem(f.name, value)
+        if problem:
+            raise CheckpointError(f"{where}: stored model config: {f.name} = {value!r} {problem}")
+    return cfg
+
+
+def _range_problem(name: str, value: Any) -> str | None:
+    if isinstance(value, bool) or isinstance(value, str):
+        return None
+    if isinstance(value, tuple):
+        return next((p for v in value if (p := _range_problem(name, v))), None)
+    if isinstance(value, int):
+        low = 0 if name.endswith(("_layers", "_convs")) else 1
+        return None if low <= value <= MAX_SIZE else f"is outside {low}..{MAX_SIZE}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "is not a finite number"
+        if "dropout" in name:
+            return None if 0.0 <= value < 1.0 else "is outside [0, 1)"
+        if name.startswith("w") and name[1:2].isdigit():  # loss weights
+            return None if value >= 0.0 else "is negative"
+        return None if 0.0 < value <= MAX_SIZE else f"is outside (0, {MAX_SIZE}]"
+    return None
+
+
+def check_weights(cfg, stage: str, tensors: dict[str, Any], where: str) -> None:
+    """CheckpointError unless the model `cfg` builds has exactly the file's tensors and shapes.
+    Built on the meta device: no memory is allocated, however large the config claims to be."""
+    from dubcli.model.dubber import build_model
+
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in build_model(cfg, stage).state_dict().items()
+                      if not k.startswith(TRAINING_ONLY)}  # fmt: skip
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise CheckpointError(f"{where}: stored model config cannot build a model ({exc})") from exc
+    stored = {k[len("model/") :]: tuple(v.shape) for k, v in tensors.items()
+              if k.startswith("model/")}  # fmt: skip
+    missing = sorted(set(shapes) - set(stored))
+    unexpected = sorted(set(stored) - set(shapes))
+    wrong = sorted(k for k in set(shapes) & set(stored) if shapes[k] != stored[k])
+    if missing or unexpected or wrong:
+        detail = (f"{k} is {stored[k]}, the config makes {shapes[k]}" for k in wrong[:1])
+        raise CheckpointError(
+            f"{where}: weights do not match the stored config (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}" + "".join(f"; {d}" for d in detail) + ")"
+        )
+
+
 def rebuild_model(stage: Any, config: Any, where: str) -> nn.Module:
     """A freshly built model of `stage` from a stored config dict (no outside config)."""
     from dubcli.config import ModelConfig
@@ -140,16 +209,19 @@ def load_inference_model(
             f"{path}: trained on visual features '{feats}', this dubcli extracts "
             f"'{FEATURES_VERSION}'; use a matching dubcli or retrain"
         )
-    model = rebuild_model(meta.get("stage"), meta.get("model_config"), str(path))
-    state = {k[len("model/") :]: v for k, v in ck.tensors.items() if k.startswith("model/")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith(TRAINING_ONLY)]
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: weights do not match the stored config "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
-        )
-    codec_t = {k[len("codec/") :]: v.numpy() for k, v in ck.tensors.items()
-               if k.startswith("codec/")}  # fmt: skip
-    codec = load_codec((codec_t, dict(meta.get("codec") or {})))
+    cfg = check_model_config(meta.get("stage"), meta.get("model_config"), str(path))
+    check_weights(cfg, meta["stage"], ck.tensors, str(path))
+    if not isinstance(meta.get("codec") or {}, dict):
+        raise CheckpointError(f"{path}: the codec metadata is not a table")
+    try:
+        model = rebuild_model(meta.get("stage"), meta.get("model_config"), str(path))
+        state = {k[len("model/") :]: v for k, v in ck.tensors.items() if k.startswith("model/")}
+        model.load_state_dict(state, strict=False)  # names and shapes were checked above
+        codec_t = {k[len("codec/") :]: v.numpy() for k, v in ck.tensors.items()
+                   if k.startswith("codec/")}  # fmt: skip
+        codec = load_codec((codec_t, dict(meta.get("codec") or {})))
+    except CheckpointError:
+        raise
+    except (ValueError, TypeError, KeyError, RuntimeError, InputError) as exc:
+        raise CheckpointError(f"{path}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
     return InferenceModel(model.to(device).eval(), meta, codec)

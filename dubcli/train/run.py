@@ -306,10 +306,14 @@ def _loop_config(t):
 
 def _with_limits(loop, steps, epochs):
     """On resume the stored loop config rules; new limits extend (or shorten) the run, which
-    changes the learning-rate schedule from here on."""
+    changes the learning-rate schedule from here on (the same limits given again change
+    nothing, and say nothing)."""
     if steps is None and epochs is None:
         return loop
-    log.warning("new step/epoch limits on resume: the learning-rate schedule changes")
+    if (steps, epochs) == (loop.steps, loop.epochs):
+        return loop
+    log.warning("new step/epoch limits on resume (steps %s -> %s, epochs %s -> %s): the "
+                "learning-rate schedule changes", loop.steps, steps, loop.epochs, epochs)  # fmt: skip
     return dataclasses.replace(loop, steps=steps, epochs=epochs)
 
 
