@@ -196,6 +196,27 @@ def test_setting2_pairs_file_and_listed_failures(corpus, tmp_path):
     assert body["config"]["pairs_from"] == str(pairs)
 
 
+def test_oracle_rows_use_the_ground_truth_timing(corpus, tmp_path):
+    root, data, ckpt = corpus
+    pairs = tmp_path / "test_list.txt"
+    pairs.write_text(f"{TRAIN[4]} {TRAIN[7]}\n")
+    rc, stdout, stderr = cli("eval", "--checkpoint", ckpt, "--split", data, "--setting", "2",
+                             "--pairs", pairs, "--metrics", "sync", "--nfe", "1",
+                             "--oracles", "-o", tmp_path / "out", "--json")  # fmt: skip
+    assert rc == 0, stderr
+    body = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert body["systems"] == ["model", "oracle-dur", "oracle-content"]
+    assert body["config"]["oracles"] is True
+    labels = [body["summary"][s]["label"] for s in body["systems"]]
+    assert labels == ["DiFlowDubber", "Oracle: GT durations", "Oracle: GT durations + content"]
+    assert sorted(r["system"] for r in body["records"]) == sorted(body["systems"])
+    assert all((tmp_path / "out" / r["audio"]).is_file() for r in body["records"])
+    assert "Or.dur+cont" in stderr  # the terminal table's short label
+    rc, _, stderr = cli("eval", "--split", data, "--audio-dir", tmp_path, "--oracles", "-o",
+                        tmp_path / "x")  # fmt: skip
+    assert rc != 0 and "--oracles runs the model" in " ".join(stderr.split())
+
+
 def test_several_nfes_make_one_row_each(corpus, tmp_path):
     root, data, ckpt = corpus
     pairs = tmp_path / "test_list.txt"
