@@ -70,7 +70,7 @@ def test_export_rebuilds_without_outside_config(stages):
     assert codec.vocab == VOCAB and codec.speaker_dim == 17
     nv = 10
     out = model.generate(torch.tensor([20, 30, 40]), torch.randn(nv, 100), torch.randn(nv, 30),
-                         None, None, torch.randn(16), nfe=2, seed=0)  # fmt: skip
+                         None, None, torch.randn(codec.speaker_dim), nfe=2, seed=0)  # fmt: skip
     assert out.prosody.shape == (1, 1, tokens_for_frames(nv))
     # The fp16 weights round-trip: the rebuilt model holds the exported values.
     state = model.state_dict()
