@@ -3,7 +3,7 @@
 Dimensions: nt phonemes, nv video frames (25 fps), n speech tokens (80/s, n = tokens_for_frames
 (nv) for a dub), np prompt tokens, D speaker width, Dl / Df lip / face widths, s samples (16 kHz).
 
-    dubber = Dubber.load("model.safetensors", device="auto")   # hub name | path | hf://
+    dubber = Dubber.load("model.safetensors", device="auto")   # name | path | hf:// | run
     prompt = dubber.reference(voice_wav)                         # codec tokens of the voice
     out = dubber.dub(phonemes, lip, face, prompt, nfe=8, seed=0) # out.wav: exactly nv/25 s
 
@@ -11,7 +11,7 @@ Choices made here (paper section in brackets):
 - Features go to the model exactly as training saw them: prepare stores the extractor's lip/face
   geometry (vision/features.py, canonical cm, order 1) as float16 and the dataset feeds them raw,
   with no normalization statistics; the checkpoint carries the features version, which
-  load_inference_model checks. So dub() only casts to float32 and checks shapes and NaNs.
+  dubcli.model.loading checks. So dub() only casts to float32 and checks shapes and NaNs.
 - Phonemes get a <sil> at both ends when they lack one: every prepared dataset spells them so
   (data/layouts "phoneme_edges": "sil"), while the g2p frontend does not.
 - The reference prompt [3.3, B.2.1 "Contextual Modeling"]: the whole reference (its cleanest
@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from dubcli.console import get_logger
-from dubcli.errors import CheckpointError, InputError
+from dubcli.errors import InputError
 from dubcli.text.phonemes import SILENCE, SYMBOL_TO_ID, PhonemeSequence, decode, encode
 from dubcli.timing import HOP, SAMPLE_RATE, TOKEN_RATE, VIDEO_FPS, tokens_for_frames
 
@@ -113,9 +113,9 @@ class DubOutput:
 
 def resolve_device(spec: str):
     """auto | cpu | cuda | cuda:N -> torch.device; cuda without CUDA is a DependencyError."""
-    from dubcli.train.distributed import resolve_device as resolve
+    from dubcli.device import resolve_device as resolve
 
-    return resolve(str(spec or "auto"))
+    return resolve(spec)
 
 
 def phoneme_symbols(phonemes: Any) -> tuple[str, ...]:
@@ -172,7 +172,7 @@ class Dubber:
         self.device, self.source, self.path, self._sha256 = device, source, path, sha256
         self.cfg = model.cfg
         if getattr(model, "teacher", None) is not None:
-            model.teacher = None  # the stage-2 distillation target: training only, not exported
+            model.teacher = None  # the stage-2 distillation target (load_model drops it too)
         self._face = None  # FaceMotion for text-only timing, built on first use
 
     @classmethod
@@ -180,23 +180,22 @@ class Dubber:
         cls, checkpoint_spec: str | os.PathLike | None, *, offline: bool = False,
         device: str = "auto",
     ) -> Dubber:  # fmt: skip
-        """NAME | PATH | hf://org/repo[@rev]/file (None: the registry default) -> Dubber."""
-        from dubcli.hub import resolve_checkpoint
-        from dubcli.train.export import load_inference_model
+        """NAME | PATH | hf://org/repo[@rev]/file | a training run folder or training checkpoint
+        (None: the registry default) -> Dubber (dubcli.model.loading.load_model)."""
+        from dubcli.model.loading import load_model
 
-        dev = resolve_device(device)
-        spec = None if checkpoint_spec is None else str(checkpoint_spec)
-        resolved = resolve_checkpoint(spec, offline=offline)
-        model, meta, codec = load_inference_model(resolved.path, device=dev)
-        if codec.vocab != model.cfg.vocab or codec.speaker_dim != model.cfg.speaker_dim:
-            raise CheckpointError(
-                f"{resolved.path}: the codec ({codec.vocab} codes, speaker {codec.speaker_dim}) "
-                f"does not match the model ({model.cfg.vocab}, {model.cfg.speaker_dim})"
-            )
-        log.debug("loaded %s (%s, stage %s) on %s", resolved.path, model.cfg.name,
-                  meta.get("stage"), dev)  # fmt: skip
-        return cls(model, codec, meta, device=dev, source=resolved.source, path=resolved.path,
-                   sha256=resolved.sha256)  # fmt: skip
+        loaded = load_model(checkpoint_spec, resolve_device(device), offline=offline)
+        log.debug("loaded %s (%s, stage %s) on %s", loaded.path, loaded.model.cfg.name,
+                  loaded.metadata.get("stage"), loaded.device)  # fmt: skip
+        return cls(
+            loaded.model,
+            loaded.codec,
+            loaded.metadata,
+            device=loaded.device,
+            source=loaded.source,
+            path=loaded.path,
+            sha256=loaded.sha256,
+        )
 
     # -- facts ---------------------------------------------------------------------------------
 
@@ -221,7 +220,7 @@ class Dubber:
 
     def describe(self) -> dict[str, Any]:
         """What a report needs to say which model produced its numbers."""
-        from dubcli.eval.rtf import device_name
+        from dubcli.device import device_name
 
         return {
             "checkpoint": self.source or (str(self.path) if self.path else None),
@@ -293,7 +292,7 @@ class Dubber:
             return self._tts_dub(symbols, prompt, n_tokens, nfe, temperature, seed)
         import torch
 
-        from dubcli.eval.rtf import Timer
+        from dubcli.timing import Timer
 
         ph = torch.tensor(encode(symbols), dtype=torch.long)
         with Timer(self._sync()) as t:
@@ -309,7 +308,7 @@ class Dubber:
              oracle: Oracle | None = None):  # fmt: skip
         import torch
 
-        from dubcli.eval.rtf import Timer
+        from dubcli.timing import Timer
 
         ph = torch.tensor(encode(symbols), dtype=torch.long)
         nv = lip.shape[0]
@@ -395,7 +394,7 @@ class Dubber:
 
     def _decode(self, g, prompt: Prompt, content: np.ndarray | None = None):
         from dubcli.audio.codec.base import CodecTokens
-        from dubcli.eval.rtf import Timer
+        from dubcli.timing import Timer
 
         n = int(g.lengths[0])
         if content is not None and np.shape(content) != (self.cfg.n_content, n):

@@ -2,9 +2,13 @@
 
 Speech tokens run at 80/s on 16 kHz audio (a 200-sample hop, 12.5 ms); video at 25 fps. So five
 video frames span exactly sixteen tokens: the token count of a dub is fixed by the video.
+`Timer` measures the wall time of a block (model, codec and RTF timings).
 """
 
 from __future__ import annotations
+
+import time
+from typing import Any
 
 SAMPLE_RATE = 16_000  # Hz, all internal audio
 TOKEN_RATE = 80  # speech tokens per second
@@ -35,3 +39,27 @@ def frames_for_seconds(seconds: float) -> int:
 def tokens_for_seconds(seconds: float) -> int:
     """Tokens in a span, rounded to the nearest token."""
     return int(round(seconds * TOKEN_RATE))
+
+
+class Timer:
+    """`with Timer() as t: ...; t.seconds` (wall clock, perf_counter).
+
+    Pass `sync=torch.cuda.synchronize` (or any callable) to wait for queued GPU work at both
+    ends, otherwise asynchronous kernels are not counted.
+    """
+
+    def __init__(self, sync: Any = None):
+        self._sync = sync
+        self.seconds = 0.0
+        self._t0: float | None = None
+
+    def __enter__(self) -> Timer:
+        if self._sync is not None:
+            self._sync()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._sync is not None:
+            self._sync()
+        self.seconds = time.perf_counter() - (self._t0 or 0.0)

@@ -83,7 +83,9 @@ def dub(
         "--engine",
         help="diflow | baseline (default: diflow if a checkpoint is available, else baseline).",
     ),
-    checkpoint: str = typer.Option(None, "--checkpoint", help="NAME | PATH | hf://org/repo/file"),
+    checkpoint: str = typer.Option(
+        None, "--checkpoint", help="NAME | PATH | hf://org/repo/file | RUN"
+    ),
     offline: bool = typer.Option(False, "--offline", help="Never touch the network."),
     background: str = typer.Option(
         "duck",

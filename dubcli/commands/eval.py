@@ -20,7 +20,7 @@ def eval_command(
     checkpoint: str = typer.Option(
         None,
         "--checkpoint",
-        help="NAME | PATH | hf://org/repo/file (default: the registry default).",
+        help="NAME | PATH | hf://org/repo/file | a training RUN folder (default: the registry default).",
     ),
     split: str = typer.Option(
         ..., "--split", help="A prepared split: DIR/test, DIR, or a manifest .jsonl."

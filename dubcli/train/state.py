@@ -25,9 +25,8 @@ from torch import Tensor, nn
 from dubcli.checkpoint import load_checkpoint, save_checkpoint
 from dubcli.errors import CheckpointError, OutputError
 from dubcli.fsutil import atomic_path
+from dubcli.model.loading import LAST, TRAIN_KIND
 
-TRAIN_KIND = "dubcli-train"
-LAST = "last.safetensors"
 _CKPT_RE = re.compile(r"^ckpt-(\d+)\.safetensors$")
 
 
