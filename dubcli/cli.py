@@ -16,6 +16,7 @@ import traceback
 import typer
 
 from dubcli import __version__
+from dubcli.commands.common import CliContext
 from dubcli.console import console, setup_logging
 from dubcli.errors import (
     EXIT_INTERNAL,
@@ -38,13 +39,6 @@ app = typer.Typer(
 )
 
 
-class _State:
-    verbosity = 0
-
-
-state = _State()
-
-
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"dubcli {__version__} (python {sys.version.split()[0]})")
@@ -53,6 +47,7 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     verbose: int = typer.Option(
         0, "--verbose", "-v", count=True, help="More output; tracebacks on errors."
     ),
@@ -66,8 +61,9 @@ def _root(
     ),
 ) -> None:
     """Global options; progress and logs go to stderr, results (and --json) to stdout."""
-    state.verbosity = -1 if quiet else verbose
-    setup_logging(state.verbosity)
+    obj = ctx.ensure_object(CliContext)
+    obj.verbosity = -1 if quiet else verbose
+    setup_logging(obj.verbosity)
 
 
 def _argv_verbose(argv: list[str]) -> bool:
@@ -129,7 +125,6 @@ def run(argv: list[str] | None = None, *, application: typer.Typer | None = None
     """Run the CLI and return its exit code (tests call this; `main` exits with it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = _argv_verbose(argv)
-    state.verbosity = 0
     Interrupted.pending = None
     try:
         return _run(application or app, argv, verbose)
@@ -140,9 +135,10 @@ def run(argv: list[str] | None = None, *, application: typer.Typer | None = None
 def _run(application: typer.Typer, argv: list[str], verbose: bool) -> int:
     """The command, its exceptions mapped to exit codes and one line on stderr."""
     exit_types, abort_types, usage_types = _exception_types()
+    obj = CliContext()  # ctx.obj of this run: the root callback sets -v/-q on it
     try:
         with _signals_raise_interrupted():
-            result = application(args=argv, prog_name="dubcli", standalone_mode=False)
+            result = application(args=argv, prog_name="dubcli", standalone_mode=False, obj=obj)
             raise_if_interrupted()  # a signal whose exception something swallowed
         return result if isinstance(result, int) else EXIT_OK
     except Interrupted as exc:
@@ -161,9 +157,9 @@ def _run(application: typer.Typer, argv: list[str], verbose: bool) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:
         if Interrupted.pending is None:
-            return _failed(exc, verbose)
+            return _failed(exc, verbose or obj.verbosity > 0)
         # a library turned the signal's exception into its own error: it is still a signal
-        if verbose or state.verbosity > 0:
+        if verbose or obj.verbosity > 0:
             console().print(traceback.format_exc(), markup=False, highlight=False)
         stopped = Interrupted(Interrupted.pending)
         console().print(f"dubcli: {stopped.what}", markup=False, highlight=False)
@@ -173,12 +169,12 @@ def _run(application: typer.Typer, argv: list[str], verbose: bool) -> int:
 def _failed(exc: Exception, verbose: bool) -> int:
     """Print a DubcliError's line, or an internal error's; return the exit code."""
     if isinstance(exc, DubcliError):
-        if verbose or state.verbosity > 0:
+        if verbose:
             console().print(traceback.format_exc(), markup=False, highlight=False)
         console().print(f"dubcli: error: {exc.message}", markup=False, highlight=False)
         return exc.exit_code
     # a bug: say so, keep the traceback behind -v
-    if verbose or state.verbosity > 0:
+    if verbose:
         console().print(traceback.format_exc(), markup=False, highlight=False)
         hint = ""
     else:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import typer
 
+from dubcli.commands.common import cli_context, progress_bar
+
 BACKGROUNDS = ("keep", "duck", "remove", "drop")
 DEVICES = ("auto", "cpu", "cuda")
 ENGINES = ("diflow", "baseline")
@@ -31,34 +33,11 @@ def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | N
     return value
 
 
-def _progress_bar(enabled: bool):
-    """A rich Progress on stderr and a callback (stage, done, total) that drives it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from dubcli.console import console
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=console(), transient=True,
-                   disable=not (enabled and console().is_terminal))  # fmt: skip
-    tasks: dict[str, int] = {}
-    label = {"cues": "dubbing cues", "mix": "mixing", "mux": "muxing"}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage == "mix":  # samples: show percent-ish steps instead of millions
-            done, total = int(100 * done / max(total, 1)), 100
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(label.get(stage, stage), total=total)
-        bar.update(tasks[stage], completed=done, total=total)
-
-    def reset() -> None:
-        for t in tasks.values():
-            bar.remove_task(t)
-        tasks.clear()
-
-    return bar, update, reset
+CUE_LABELS = {"cues": "dubbing cues", "mix": "mixing", "mux": "muxing"}
 
 
 def dub(
+    ctx: typer.Context,
     input: Path = typer.Argument(..., help="A video file, or a folder of videos."),
     text: Path = typer.Option(
         None,
@@ -134,7 +113,7 @@ def dub(
                     background=background, lufs=lufs, keep_original=keep_original,
                     widen_to_lips=widen_to_lips, nfe=nfe, seed=seed, device=device, force=force,
                     dry_run=dry_run)  # fmt: skip
-        _dub(input, text, output_dir, opts, emit)
+        _dub(input, text, output_dir, opts, emit, cli_context(ctx).verbosity)
     except BaseException as exc:
         emit(_failure(input, exc))
         raise
@@ -162,19 +141,20 @@ def _failure(input: Path, exc: BaseException) -> dict:
     return {"input": str(input), "status": status, "error": error, "exit_code": code}
 
 
-def _dub(input: Path, text: Path | None, output_dir: Path | None, opts: dict, emit) -> None:
+def _dub(
+    input: Path, text: Path | None, output_dir: Path | None, opts: dict, emit, verbosity: int
+) -> None:
     """The command's work once the options are checked; emit(doc) prints the --json result."""
-    from dubcli.cli import state
     from dubcli.console import console
     from dubcli.dubbing.batch import dub_batch, summary_table
-    from dubcli.dubbing.engine import choose_engine
     from dubcli.dubbing.pipeline import dub_video
     from dubcli.dubbing.plan import plan_table
+    from dubcli.engines.choose import choose_engine
     from dubcli.errors import PartialFailure, raise_if_interrupted
 
     dry_run = opts["dry_run"]
     choose_engine(opts["engine"], opts["checkpoint"])  # fail fast: --engine diflow, no checkpoint
-    bar, update, reset = _progress_bar(state.verbosity >= 0 and not dry_run)
+    bar, update, reset = progress_bar(verbosity >= 0 and not dry_run, CUE_LABELS)
     with bar:
         if input.is_dir():
 
@@ -196,9 +176,9 @@ def _dub(input: Path, text: Path | None, output_dir: Path | None, opts: dict, em
         plans = [i.result for i in batch.items if i.result] if batch else [res]
         for r in plans:
             console().print(plan_table(r.plan))
-    elif batch is not None and state.verbosity >= 0:
+    elif batch is not None and verbosity >= 0:
         console().print(summary_table(batch))
-    elif batch is None and state.verbosity >= 0 and res.status == "done":
+    elif batch is None and verbosity >= 0 and res.status == "done":
         console().print(f"{res.video} -> {res.outputs.video}", markup=False)
     raise_if_interrupted()  # a signal whose exception was lost: the run was interrupted
     emit(result)

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import typer
 
+from dubcli.commands.common import cli_context, progress_bar
+
 DEVICES = ("auto", "cpu", "cuda")
 
 
 def eval_command(
+    ctx: typer.Context,
     checkpoint: str = typer.Option(
         None,
         "--checkpoint",
@@ -62,8 +65,6 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="One JSON summary on stdout."),
 ) -> None:
     """Evaluate dubbing: lip sync, WER, speaker similarity, DNSMOS and RTF per system."""
-    from dubcli.cli import state
-    from dubcli.commands.dub import _progress_bar
     from dubcli.errors import PartialFailure
     from dubcli.eval.report import print_table
     from dubcli.eval.runner import evaluate
@@ -73,14 +74,15 @@ def eval_command(
     if device not in DEVICES and not device.startswith("cuda:"):
         raise typer.BadParameter(f"{device!r} is not one of auto, cpu, cuda", param_hint="--device")
     nfes = _nfe_list(nfe)
-    bar, update, _ = _progress_bar(state.verbosity >= 0)
+    chatty = cli_context(ctx).chatty
+    bar, update, _ = progress_bar(chatty)
     with bar:
         result = evaluate(checkpoint, split, setting=setting, nfe=nfes, limit=limit,
                           audio_dir=audio_dir, compare=compare, plots=plots, out_dir=output_dir,
                           seed=seed, device=device, progress=update, syncnet=syncnet,
                           pairs=pairs, metrics=metrics, offline=offline,
                           oracles=oracles)  # fmt: skip
-    if state.verbosity >= 0:
+    if chatty:
         print_table(result)
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False, default=str) + "\n")

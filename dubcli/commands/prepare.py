@@ -13,6 +13,8 @@ from pathlib import Path
 
 import typer
 
+from dubcli.commands.common import cli_context
+
 LAYOUTS = ("synth", "pairs", "grid", "chem")
 SPLIT_MODES = ("auto", "folders", "hash")
 
@@ -35,6 +37,7 @@ def _progress_bar(enabled: bool):
 
 
 def prepare(
+    ctx: typer.Context,
     data: Path = typer.Argument(
         None, help="The raw data: a folder (pairs, grid), a clip list (chem); none for synth."
     ),
@@ -89,7 +92,6 @@ def prepare(
     ),
 ) -> None:
     """Turn raw data into the prepared-dataset format that train and eval read."""
-    from dubcli.cli import state
     from dubcli.console import console
     from dubcli.data.prepare import parse_shard
     from dubcli.data.prepare import prepare as run_prepare
@@ -120,14 +122,15 @@ def prepare(
         options["speaker"] = speaker
     if layout == "pairs":
         options["splits"] = splits
-    bar, update = _progress_bar(state.verbosity >= 0)
+    chatty = cli_context(ctx).chatty
+    bar, update = _progress_bar(chatty)
     with bar:
         result = run_prepare(
             layout, data, output_dir, n=n, seed=seed, workers=workers, shard=shard, codec=codec,
             render=render, force=force, progress=update, layout_options=options,
             codec_config={"vocab": codebook_size}, codec_items=codec_items, shard_size=shard_size,
         )  # fmt: skip
-    if state.verbosity >= 0:
+    if chatty:
         c = result.counts
         console().print(
             f"{result.out}: {c['train']} train / {c['valid']} valid / {c['test']} test "
@@ -148,18 +151,19 @@ def prepare(
 
 
 def prepare_merge(
+    ctx: typer.Context,
     parts: list[Path] = typer.Argument(..., help="Folders written by prepare --shard i/n."),
     output_dir: Path = typer.Option(..., "--output-dir", "-o", help="The merged dataset."),
     force: bool = typer.Option(False, "--force", "-f", help="Replace a dataset in OUT."),
     as_json: bool = typer.Option(False, "--json", help="One JSON result on stdout."),
 ) -> None:
     """Merge the part folders of `prepare --shard i/n` runs into one prepared dataset."""
-    from dubcli.cli import state
     from dubcli.console import console
     from dubcli.data.merge import merge_prepared
 
+    chatty = cli_context(ctx).chatty
     res = merge_prepared(parts, output_dir, force=force)
-    if state.verbosity >= 0:
+    if chatty:
         missing = f", missing parts {list(res.missing_parts)}" if res.missing_parts else ""
         console().print(f"{res.out}: {res.utterances} utterances, {res.hours:.2f} h{missing}",
                         markup=False)  # fmt: skip

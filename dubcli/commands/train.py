@@ -12,11 +12,14 @@ from pathlib import Path
 
 import typer
 
+from dubcli.commands.common import cli_context
+
 STAGES = ("tts", "dub")
 DEVICES = ("auto", "cpu", "cuda")
 
 
 def train(
+    ctx: typer.Context,
     stage: str = typer.Option(..., "--stage", help="tts (stage 1) | dub (stage 2)."),
     data: Path = typer.Option(..., "--data", help="A prepared dataset folder (dubcli prepare)."),
     output: Path = typer.Option(..., "--output", "-o", help="The run folder to write."),
@@ -61,7 +64,6 @@ def train(
         raise typer.BadParameter("--resume and --force exclude each other", param_hint="--force")
     if lr is not None and lr <= 0:
         raise typer.BadParameter("must be > 0", param_hint="--lr")
-    from dubcli.cli import state
     from dubcli.train.run import train as run_training
 
     result = run_training(
@@ -79,7 +81,7 @@ def train(
         resume=resume,
         force=force,
         export=export,
-        progress=state.verbosity >= 0,
+        progress=cli_context(ctx).chatty,
     )
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return

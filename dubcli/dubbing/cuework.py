@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from dubcli.console import get_logger
-from dubcli.dubbing.engine import CueJob, Engine
 from dubcli.dubbing.loudness import integrated_loudness
 from dubcli.dubbing.plan import MAX_WIDEN, CueWindow, lip_activity, widen_to_activity
-from dubcli.dubbing.sync import sync_estimate
 from dubcli.dubbing.voices import Voice
+from dubcli.engines.base import CueJob, Engine
+from dubcli.engines.sync import sync_estimate
 from dubcli.fsutil import atomic_path
 from dubcli.timing import SAMPLE_RATE, VIDEO_FPS, frames_for_seconds
 

@@ -29,7 +29,6 @@ work folder; the mix streams in blocks), never by the video's length.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dubcli.console import get_logger
-from dubcli.dubbing.engine import engine_identity
 from dubcli.dubbing.outputs import (
     DubOutputs,
     decide,
@@ -47,8 +45,9 @@ from dubcli.dubbing.outputs import (
     run_identity,
 )
 from dubcli.dubbing.plan import DubPlan
+from dubcli.engines.choose import engine_identity
 from dubcli.errors import InputError, Interrupted, OutputError
-from dubcli.fsutil import file_lock, sweep_partials
+from dubcli.fsutil import file_lock, remove_workdir, sweep_partials
 
 log = get_logger(__name__)
 
@@ -116,11 +115,11 @@ def dub_video(
     progress: Progress | None = None,
 ) -> DubResult:
     """Dub one video (see module doc). refs: '--ref' values, 'voice.wav' or 'NAME=voice.wav';
-    none = the video's own speech. engine None = the default rule of dubbing.engine.
+    none = the video's own speech. engine None = the default rule of engines.choose.
     Raises InputError / DependencyError / CheckpointError / OutputError / ProcessingError."""
     from dubcli import media
-    from dubcli.dubbing.engine import choose_engine
     from dubcli.dubbing.plan import plan_cues
+    from dubcli.engines.choose import choose_engine
     from dubcli.text.subtitles import read_cues
 
     t_start = time.perf_counter()
@@ -236,7 +235,3 @@ def _remove_empty(folders: list[Path]) -> None:
             p.rmdir()
         except OSError:
             return  # not empty (or gone): leave it and its parents
-
-
-def remove_workdir(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -21,6 +21,7 @@ from dubcli.console import get_logger
 from dubcli.dubbing import cuework
 from dubcli.dubbing.plan import DubPlan, summarize
 from dubcli.errors import raise_if_interrupted
+from dubcli.fsutil import remove_workdir
 
 log = get_logger(__name__)
 
@@ -51,11 +52,11 @@ def run_dub(
     """Everything after planning; returns the report (also written to outputs.report).
     identity: what outputs.run_identity recorded for this run; redo: why it redoes old outputs."""
     from dubcli import media
-    from dubcli.dubbing.engine import create_engine
     from dubcli.dubbing.mix import MIX_RATE, render_mix, resolve_background
     from dubcli.dubbing.outputs import file_stats, pending_report
     from dubcli.dubbing.timeline import TimelineRenderer, place
     from dubcli.dubbing.voices import load_voices, video_voices
+    from dubcli.engines.choose import create_engine
     from dubcli.fsutil import atomic_write_text, is_write_error, write_error
     from dubcli.text.subtitles import Cue, write_srt
 
@@ -204,7 +205,6 @@ def run_dub(
             raise write_error(getattr(exc, "filename", None) or outputs.report.parent,
                               exc) from exc  # fmt: skip
         raise
-    from dubcli.dubbing.pipeline import remove_workdir
 
     remove_workdir(work)
     return report

@@ -53,7 +53,7 @@ def summarize(
 ) -> dict[str, dict[str, Any]]:
     """Per system: utterances ok / failed, mean and count of each metric, corpus WER, pooled
     RTF, and how often each metric group could not be computed."""
-    from dubcli.eval.runner import label
+    from dubcli.eval.systems import label
     from dubcli.eval.wer import corpus_wer
 
     out: dict[str, dict[str, Any]] = {}

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dubcli.console import get_logger
-from dubcli.dubbing.engine import CueAudio, CueJob
+from dubcli.engines.base import CueAudio, CueJob
 from dubcli.errors import DependencyError, ProcessingError
 from dubcli.timing import SAMPLE_RATE
 

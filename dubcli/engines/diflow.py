@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from dubcli.console import get_logger
-from dubcli.dubbing.engine import CueAudio, CueJob
+from dubcli.engines.base import CueAudio, CueJob
 from dubcli.timing import SAMPLE_RATE, VIDEO_FPS, tokens_for_frames
 
 log = get_logger(__name__)
