@@ -1,8 +1,8 @@
 """Checkpoint resolution: registry name | local path | hf://org/repo[@rev]/file (DESIGN 2, 9).
 
 `--checkpoint` takes one of three spellings, resolved here to a local .safetensors file:
-  - a name from weights/registry.toml, or the file $DUBCLI_REGISTRY names (None means the
-    registry's `default`),
+  - a name from dubcli/weights/registry.toml (package data, so an installed wheel has it), or
+    the file $DUBCLI_REGISTRY names (None means the registry's `default`),
   - a path to a local .safetensors file,
   - hf://org/repo[@revision]/path/in/repo.safetensors[#sha256=<hex>], downloaded with
     huggingface_hub into the standard HF cache.
@@ -32,7 +32,7 @@ from dubcli.errors import CheckpointError
 
 log = get_logger(__name__)
 
-DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "weights" / "registry.toml"
+DEFAULT_REGISTRY = Path(__file__).resolve().parent / "weights" / "registry.toml"  # package data
 REGISTRY_ENV = "DUBCLI_REGISTRY"  # another registry file instead of the shipped one
 DEFAULT_ENDPOINT = "https://huggingface.co"
 HF_SCHEME = "hf://"
@@ -105,7 +105,7 @@ def list_registry(registry_path: str | os.PathLike | None = None) -> list[Regist
 
 
 def registry_file() -> Path:
-    """The registry in use: $DUBCLI_REGISTRY if set, else weights/registry.toml of this checkout."""
+    """The registry in use: $DUBCLI_REGISTRY if set, else the installed dubcli/weights/registry.toml."""
     env = os.environ.get(REGISTRY_ENV)
     return Path(env) if env else DEFAULT_REGISTRY
 

@@ -6,9 +6,9 @@ the DubcliError's (errors.py) for one file; 8 (PartialFailure) when some batch i
 With --json, stdout always gets exactly one JSON document, also when the run fails or is
 interrupted ({"status": "failed" | "interrupted", "error", "exit_code"}).
 
-Engine: `--engine diflow|baseline`. Without --engine, diflow is used when --checkpoint is given or
-weights/registry.toml names a default checkpoint; until one is registered the default is the
-baseline engine (espeak-ng + WORLD), with a message saying so. `--engine diflow` without any
+Engine: `--engine diflow|baseline`. Without --engine, diflow is used when --checkpoint is given
+or dubcli/weights/registry.toml names a default checkpoint; until one is registered the default is
+the baseline engine (espeak-ng + WORLD), with a message saying so. `--engine diflow` without any
 checkpoint is a CheckpointError (exit 5).
 """
 

@@ -3,7 +3,7 @@
 Engines by name (`--engine`):
 - diflow: DiFlowDubber (paper section 3): speech tokens fixed by the window's video frames
   (n = tokens_for_frames(nv), timing.py), lips -> phoneme timing, face -> prosody. Needs a
-  checkpoint (weights/registry.toml default or --checkpoint).
+  checkpoint (dubcli/weights/registry.toml default or --checkpoint).
 - baseline: espeak-ng speech fitted into the window by WORLD time-stretching and converted toward
   the reference voice's pitch and spectral envelope; the practical tools' approach, kept as a
   comparison point and a fallback that needs no model.
