@@ -18,7 +18,6 @@ calls hf_hub_download (see _from_cache).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from dubcli import hashing
 from dubcli.console import get_logger
 from dubcli.errors import CheckpointError
 
@@ -87,15 +87,11 @@ def resolve_checkpoint(
 
 
 def sha256_file(path: str | os.PathLike, *, chunk_size: int = 1 << 20) -> str:
-    """Lowercase hex sha256 of a file, read in chunks (checkpoints can be GBs)."""
-    digest = hashlib.sha256()
+    """Lowercase hex sha256 of a file (dubcli.hashing); unreadable: a CheckpointError."""
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(chunk_size):
-                digest.update(chunk)
+        return hashing.sha256_file(path, chunk_size=chunk_size)
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    return digest.hexdigest()
 
 
 def list_registry(registry_path: str | os.PathLike | None = None) -> list[RegistryEntry]:

@@ -40,10 +40,17 @@ from typing import Any
 
 import numpy as np
 
+from dubcli.audio.util import fit_length
 from dubcli.console import get_logger
 from dubcli.errors import InputError
 from dubcli.text.phonemes import SILENCE, SYMBOL_TO_ID, PhonemeSequence, decode, encode
-from dubcli.timing import HOP, SAMPLE_RATE, TOKEN_RATE, VIDEO_FPS, tokens_for_frames
+from dubcli.timing import (
+    HOP,
+    SAMPLE_RATE,
+    SAMPLES_PER_FRAME,
+    TOKEN_RATE,
+    tokens_for_frames,
+)
 
 log = get_logger(__name__)
 
@@ -53,7 +60,6 @@ MIN_REFERENCE_S = 0.5  # below this there is no voice to copy
 ACTIVE_BELOW_PEAK_DB = 35.0  # a token frame is speech when within this of the loudest frame
 SILENT_DBFS = -60.0  # ... and above this absolute level
 CLIP_LEVEL = 0.999  # samples at/above this count as clipped
-SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS  # 640
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,9 +150,9 @@ def phoneme_symbols(phonemes: Any) -> tuple[str, ...]:
 
 def token_levels(wav: np.ndarray) -> np.ndarray:
     """(s,) -> (s // 200,) RMS level in dBFS of each token frame."""
-    n = len(wav) // HOP
-    x = np.asarray(wav[: n * HOP], np.float64).reshape(n, HOP)
-    return 10 * np.log10(np.mean(x * x, axis=1) + 1e-12)
+    from dubcli.audio.codec.features import frame_level_db
+
+    return frame_level_db(wav, len(wav) // HOP)
 
 
 def cleanest_window(wav: np.ndarray, n: int) -> int:
@@ -277,7 +283,7 @@ class Dubber:
         if self.stage != "dub":  # a stage-1 checkpoint: text timing, the video's length
             out = self.tts(symbols, prompt, tokens_for_frames(nv), nfe=nfe,
                            temperature=temperature, seed=seed)  # fmt: skip
-            return dataclasses.replace(out, wav=_fit(out.wav, nv * SAMPLES_PER_FRAME))
+            return dataclasses.replace(out, wav=fit_length(out.wav, nv * SAMPLES_PER_FRAME))
         return self._dub(symbols, lip, face, prompt, nfe, temperature, seed, text_only=False,
                          oracle=oracle)  # fmt: skip
 
@@ -321,7 +327,7 @@ class Dubber:
         wav, tokens, dt = self._decode(g, prompt, oracle.content)
         assert tokens.n_tokens == tokens_for_frames(nv), (tokens.n_tokens, nv)
         return DubOutput(
-            wav=_fit(wav, nv * SAMPLES_PER_FRAME),
+            wav=fit_length(wav, nv * SAMPLES_PER_FRAME),
             tokens=tokens,
             phonemes=symbols,
             durations=_np(g.durations[0]).astype(np.int64),
@@ -360,7 +366,7 @@ class Dubber:
         out = self._dub(symbols, feats.lip, feats.face, prompt, nfe, temperature, seed,
                         text_only=True)  # fmt: skip
         tokens = out.tokens.slice(0, n)
-        return DubOutput(_fit(out.wav, n * HOP), tokens, symbols, out.durations,
+        return DubOutput(fit_length(out.wav, n * HOP), tokens, symbols, out.durations,
                          out.durations_frames, out.attn_video, out.attn_speech,
                          out.seconds_model, out.seconds_decode, text_only=True)  # fmt: skip
 
@@ -409,7 +415,7 @@ class Dubber:
         )
         with Timer() as t:
             wav = self.codec.decode(tokens)
-        return _fit(np.asarray(wav, np.float32), n * HOP), tokens, t.seconds
+        return fit_length(np.asarray(wav, np.float32), n * HOP), tokens, t.seconds
 
     def _sync(self):
         import torch
@@ -421,10 +427,3 @@ class Dubber:
 
 def _np(t) -> np.ndarray:
     return t.detach().cpu().numpy()
-
-
-def _fit(wav: np.ndarray, n: int) -> np.ndarray:
-    wav = np.asarray(wav, np.float32).reshape(-1)
-    if len(wav) >= n:
-        return wav[:n]
-    return np.concatenate([wav, np.zeros(n - len(wav), np.float32)])

@@ -15,15 +15,12 @@ TOKEN_RATE = 80  # speech tokens per second
 HOP = SAMPLE_RATE // TOKEN_RATE  # 200 samples per token
 VIDEO_FPS = 25  # frames per second for all visual features
 TOKENS_PER_5_FRAMES = 16  # 80 / 25 * 5
+SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS  # 640 samples per video frame (40 ms)
 
 
 def tokens_for_samples(n_samples: int) -> int:
     """Tokens a codec emits for `n_samples` of 16 kHz audio: whole hops only (the tail is dropped)."""
     return int(n_samples) // HOP
-
-
-def samples_for_tokens(n_tokens: int) -> int:
-    return int(n_tokens) * HOP
 
 
 def tokens_for_frames(n_frames: int) -> int:
@@ -34,11 +31,6 @@ def tokens_for_frames(n_frames: int) -> int:
 def frames_for_seconds(seconds: float) -> int:
     """Video frames (25 fps) in a span, rounded to the nearest frame."""
     return int(round(seconds * VIDEO_FPS))
-
-
-def tokens_for_seconds(seconds: float) -> int:
-    """Tokens in a span, rounded to the nearest token."""
-    return int(round(seconds * TOKEN_RATE))
 
 
 class Timer:

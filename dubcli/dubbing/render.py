@@ -11,7 +11,6 @@ OutputError (exit 6) naming the file.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,16 +61,15 @@ def run_dub(
 
     timers = timers or cuework.Timers()
     warnings = list(plan.warnings)
-    t = time.perf_counter()
-    engine = create_engine(engine_name, checkpoint=checkpoint, offline=offline, device=device)
-    if refs:
-        voices = load_voices(refs)
-    else:
-        voices = video_voices(video, [(w.speaker, w.start, w.end) for w in plan.windows])
-    for msg in voices.check([w.speaker for w in plan.windows]):
-        log.warning("%s: %s", video, msg)
-        warnings.append(msg)
-    timers.add("voices", time.perf_counter() - t)
+    with timers.stage("voices"):
+        engine = create_engine(engine_name, checkpoint=checkpoint, offline=offline, device=device)
+        if refs:
+            voices = load_voices(refs)
+        else:
+            voices = video_voices(video, [(w.speaker, w.start, w.end) for w in plan.windows])
+        for msg in voices.check([w.speaker for w in plan.windows]):
+            log.warning("%s: %s", video, msg)
+            warnings.append(msg)
 
     work = outputs.work
     try:
@@ -160,18 +158,17 @@ def run_dub(
         source = None
         if bg.mode != "drop":
             source = media.iter_audio_blocks(video, MIX_RATE, block_seconds=10.0, mono=False)
-        t = time.perf_counter()
         try:  # its first pass writes a float temporary the size of the track
-            mix = render_mix(
-                outputs.wav, total=total, dub=timeline.render, background=source, bg=bg,
-                intervals=intervals, lufs=lufs, force=True, tmp_dir=work,
-                progress=(lambda d, n: progress("mix", d, n)) if progress else None,
-            )  # fmt: skip
+            with timers.stage("mix"):
+                mix = render_mix(
+                    outputs.wav, total=total, dub=timeline.render, background=source, bg=bg,
+                    intervals=intervals, lufs=lufs, force=True, tmp_dir=work,
+                    progress=(lambda d, n: progress("mix", d, n)) if progress else None,
+                )  # fmt: skip
         except Exception as exc:
             if is_write_error(exc):
                 raise write_error(outputs.wav, exc) from exc
             raise
-        timers.add("mix", time.perf_counter() - t)
 
         srt_cues = []
         for r in records:
@@ -185,11 +182,11 @@ def run_dub(
         else:
             atomic_write_text(outputs.srt, "\n")
         raise_if_interrupted()
-        t = time.perf_counter()
-        if progress:
-            progress("mux", 0, 1)
-        media.mux_audio(video, outputs.wav, outputs.video, keep_original=keep_original, force=True)
-        timers.add("mux", time.perf_counter() - t)
+        with timers.stage("mux"):
+            if progress:
+                progress("mux", 0, 1)
+            media.mux_audio(video, outputs.wav, outputs.video, keep_original=keep_original,
+                            force=True)  # fmt: skip
         if progress:
             progress("mux", 1, 1)
 

@@ -28,9 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dubcli.errors import InputError
-from dubcli.timing import SAMPLE_RATE, VIDEO_FPS
+from dubcli.timing import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 
-SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS  # 640: one 40 ms window per video frame
 MAX_OFFSET = 15  # frames either way, as in the SyncNet evaluation protocol
 MIN_OVERLAP = 10  # frames: fewer overlapping pairs give no usable correlation
 ENVELOPE_FLOOR_DB = 60.0  # the log envelope is floored this far below its peak (silence)

@@ -244,7 +244,7 @@ class _Context:
         self._nfe = dict(zip(model_systems(nfes), nfes, strict=True))  # model system -> its NFE
 
     def produce(self, system, k, utt, ref, gt_wav, ref_wav, lip, face) -> Produced:
-        from dubcli.eval.groundtruth import fit_length
+        from dubcli.audio.util import fit_length
         from dubcli.eval.rtf import Timer
 
         n = utt.n_frames * (SAMPLE_RATE // VIDEO_FPS)
@@ -295,7 +295,7 @@ class _Context:
 
     def _from_dir(self, utt, n: int) -> Produced:
         from dubcli.audio.io import load_audio
-        from dubcli.eval.groundtruth import fit_length
+        from dubcli.audio.util import fit_length
 
         path = self.audio_dir / f"{utt.id}.wav"
         if not path.is_file():

@@ -154,11 +154,7 @@ def training_export(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(tensors, metadata) of the inference checkpoint a training run (its last.safetensors) or
     training checkpoint makes: EMA weights when kept, the codec from the run's codec copy."""
-    path = Path(source)
-    if path.is_dir():
-        if not (path / LAST).is_file():
-            raise CheckpointError(f"{path}: run folder without {LAST} (nothing to export)")
-        path = path / LAST
+    path = training_file(source, "nothing to export")
     ck = load_checkpoint(path, expect_kind=TRAIN_KIND)
     meta = ck.metadata
     run = path.parent
@@ -180,6 +176,17 @@ def training_export(
         extra={"source_run": str(run), "ema": bool(use_ema and ema)},
         half=half,
     )
+
+
+def training_file(path: str | os.PathLike, missing: str) -> Path:
+    """A training checkpoint file as given, or a run folder's LAST; `missing` says what a folder
+    without one means (e.g. "nothing to resume")."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / LAST).is_file():
+            raise CheckpointError(f"{path}: run folder without {LAST} ({missing})")
+        path = path / LAST
+    return path
 
 
 # -- verification and rebuilding ----------------------------------------------------------------
@@ -231,14 +238,7 @@ def check_model_config(stage: Any, config: Any, where: str):
     """The stored model config as a ModelConfig, or a CheckpointError naming what is wrong:
     types (ModelConfig.from_dict), then ranges: sizes are integers in 1..MAX_SIZE (layer and conv
     counts may be 0), floats are finite, dropouts in [0, 1), the rest positive or >= 0."""
-    from dubcli.config import ModelConfig
-
-    if stage not in ("tts", "dub") or not isinstance(config, dict):
-        raise CheckpointError(f"{where}: no stage/model config in the metadata")
-    try:
-        cfg = ModelConfig.from_dict(config)
-    except InputError as exc:
-        raise CheckpointError(f"{where}: stored model config is not valid here ({exc})") from exc
+    cfg = _stored_config(stage, config, where)
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         problem = _range_problem(f.name, value)
@@ -294,13 +294,18 @@ def check_weights(cfg, stage: str, tensors: dict[str, Any], where: str) -> None:
 
 def rebuild_model(stage: Any, config: Any, where: str):
     """A freshly built model of `stage` from a stored config dict (no outside config)."""
-    from dubcli.config import ModelConfig
     from dubcli.model.dubber import build_model
+
+    return build_model(_stored_config(stage, config, where), stage)
+
+
+def _stored_config(stage: Any, config: Any, where: str):
+    """The stored model config as a ModelConfig (types checked), or a CheckpointError."""
+    from dubcli.config import ModelConfig
 
     if stage not in ("tts", "dub") or not isinstance(config, dict):
         raise CheckpointError(f"{where}: no stage/model config in the metadata")
     try:
-        cfg = ModelConfig.from_dict(config)
+        return ModelConfig.from_dict(config)
     except InputError as exc:
         raise CheckpointError(f"{where}: stored model config is not valid here ({exc})") from exc
-    return build_model(cfg, stage)
