@@ -16,7 +16,7 @@ import traceback
 import typer
 
 from dubcli import __version__
-from dubcli.commands.common import CliContext
+from dubcli.commands.common import CliContext, DubcliGroup
 from dubcli.console import console, setup_logging
 from dubcli.errors import (
     EXIT_INTERNAL,
@@ -30,6 +30,7 @@ from dubcli.errors import (
 
 app = typer.Typer(
     name="dubcli",
+    cls=DubcliGroup,
     help="Dub videos with DiFlowDubber: speech that says the subtitle text, in a reference voice, "
     "timed to the speaker's lips.",
     context_settings={"help_option_names": ["-h", "--help"]},

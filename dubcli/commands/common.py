@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import typer
+from typer.core import TyperGroup
 
 
 @dataclass
@@ -52,3 +53,27 @@ def progress_bar(enabled: bool, labels: dict[str, str] | None = None):
         tasks.clear()
 
     return bar, update, reset
+
+
+class DubcliGroup(TyperGroup):
+    """The app's command group: in --help, an on/off flag shows no value placeholder (typer
+    would print `<bool>` beside `--json`, `--force`, `--help`, as if they took a value)."""
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _hide_flag_types(command, ctx)
+        return command
+
+    def get_params(self, ctx):
+        _hide_flag_types(self, ctx)  # the app's own -v/-q/--version/--help
+        return super().get_params(ctx)
+
+
+def _hide_flag_types(command, ctx) -> None:
+    """No value placeholder for on/off flags and counted flags (-vv), --help included."""
+    help_option = TyperGroup.get_help_option(command, ctx)  # made once per command, then reused
+    for param in [*command.params, help_option]:
+        flag = getattr(param, "is_bool_flag", False) or getattr(param, "count", False)
+        if param is not None and flag and param.metavar is None:
+            param.metavar = ""

@@ -145,7 +145,7 @@ def _dub(
     input: Path, text: Path | None, output_dir: Path | None, opts: dict, emit, verbosity: int
 ) -> None:
     """The command's work once the options are checked; emit(doc) prints the --json result."""
-    from dubcli.console import console
+    from dubcli.console import console, print_table
     from dubcli.dubbing.batch import dub_batch, summary_table
     from dubcli.dubbing.pipeline import dub_video
     from dubcli.dubbing.plan import plan_table
@@ -175,9 +175,9 @@ def _dub(
     if dry_run:
         plans = [i.result for i in batch.items if i.result] if batch else [res]
         for r in plans:
-            console().print(plan_table(r.plan))
+            print_table(plan_table(r.plan))
     elif batch is not None and verbosity >= 0:
-        console().print(summary_table(batch))
+        print_table(summary_table(batch))
     elif batch is None and verbosity >= 0 and res.status == "done":
         console().print(f"{res.video} -> {res.outputs.video}", markup=False)
     raise_if_interrupted()  # a signal whose exception was lost: the run was interrupted
