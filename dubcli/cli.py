@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import traceback
+from typing import Annotated
 
 import typer
 
@@ -48,18 +49,21 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
+    *,
     ctx: typer.Context,
-    verbose: int = typer.Option(
-        0, "--verbose", "-v", count=True, help="More output; tracebacks on errors."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr."),
-    version: bool = typer.Option(
-        False,
-        "--version",
-        callback=_version_callback,
-        is_eager=True,
-        help="Print the version and exit.",
-    ),
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More output; tracebacks on errors.")
+    ] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Global options; progress and logs go to stderr, results (and --json) to stdout."""
     obj = ctx.ensure_object(CliContext)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -37,62 +38,83 @@ CUE_LABELS = {"cues": "dubbing cues", "mix": "mixing", "mux": "muxing"}
 
 
 def dub(
+    *,
     ctx: typer.Context,
-    input: Path = typer.Argument(..., help="A video file, or a folder of videos."),
-    text: Path = typer.Option(
-        None,
-        "--text",
-        "-t",
-        help="Subtitles (srt/vtt/ass), or a folder "
-        "of them named like the videos. Default: next to each video.",
-    ),
-    ref: list[str] = typer.Option(
-        [],
-        "--ref",
-        "-r",
-        help="Reference voice, any audio format: "
-        "FILE, or NAME=FILE for the cues of speaker NAME (repeatable). "
-        "Default: the video's own speech.",
-    ),
-    output_dir: Path = typer.Option(
-        None, "--output-dir", "-o", help="Output folder (default: each video's folder)."
-    ),
-    engine: str = typer.Option(
-        None,
-        "--engine",
-        help="diflow | baseline (default: diflow if a checkpoint is available, else baseline).",
-    ),
-    checkpoint: str = typer.Option(
-        None, "--checkpoint", help="NAME | PATH | hf://org/repo/file | RUN"
-    ),
-    offline: bool = typer.Option(False, "--offline", help="Never touch the network."),
-    background: str = typer.Option(
-        "duck",
-        "--background",
-        "-b",
-        help="Original audio under the dub: keep | duck | remove | drop.",
-    ),
-    lufs: float = typer.Option(-16.0, "--lufs", help="Target integrated loudness (EBU R 128)."),
-    keep_original: bool = typer.Option(
-        False, "--keep-original", help="Also keep the original audio tracks in the video."
-    ),
-    widen_to_lips: bool = typer.Option(
-        False,
-        "--widen-to-lips",
-        help="Widen cue windows to the lip activity around them (up to 0.5 s each side).",
-    ),
-    nfe: int = typer.Option(8, "--nfe", min=1, max=128, help="Flow-matching steps (diflow)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (per cue: seed + cue number)."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
-    force: bool = typer.Option(
-        False,
-        "--force",
-        "-f",
-        help="Redo finished outputs, and replace files in their place that dubcli did not "
-        "write, changed outputs, or another input's results.",
-    ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show the cue plan; write nothing."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON result on stdout."),
+    input: Annotated[Path, typer.Argument(help="A video file, or a folder of videos.")],
+    text: Annotated[
+        Path,
+        typer.Option(
+            "--text",
+            "-t",
+            help="Subtitles (srt/vtt/ass), or a folder "
+            "of them named like the videos. Default: next to each video.",
+        ),
+    ] = None,
+    ref: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ref",
+            "-r",
+            help="Reference voice, any audio format: "
+            "FILE, or NAME=FILE for the cues of speaker NAME (repeatable). "
+            "Default: the video's own speech.",
+        ),
+    ] = None,
+    output_dir: Annotated[
+        Path,
+        typer.Option("--output-dir", "-o", help="Output folder (default: each video's folder)."),
+    ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="diflow | baseline (default: diflow if a checkpoint is available, else baseline).",
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        str, typer.Option("--checkpoint", help="NAME | PATH | hf://org/repo/file | RUN")
+    ] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,
+    background: Annotated[
+        str,
+        typer.Option(
+            "--background", "-b", help="Original audio under the dub: keep | duck | remove | drop."
+        ),
+    ] = "duck",
+    lufs: Annotated[
+        float, typer.Option("--lufs", help="Target integrated loudness (EBU R 128).")
+    ] = -16.0,
+    keep_original: Annotated[
+        bool,
+        typer.Option("--keep-original", help="Also keep the original audio tracks in the video."),
+    ] = False,
+    widen_to_lips: Annotated[
+        bool,
+        typer.Option(
+            "--widen-to-lips",
+            help="Widen cue windows to the lip activity around them (up to 0.5 s each side).",
+        ),
+    ] = False,
+    nfe: Annotated[
+        int, typer.Option("--nfe", min=1, max=128, help="Flow-matching steps (diflow).")
+    ] = 8,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed (per cue: seed + cue number).")
+    ] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            "-f",
+            help="Redo finished outputs, and replace files in their place that dubcli did not "
+            "write, changed outputs, or another input's results.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the cue plan; write nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON result on stdout.")] = False,
 ) -> None:
     """Dub a video (or a folder of videos) with new speech saying the subtitle text."""
     printed = []
@@ -109,7 +131,7 @@ def dub(
         _choice(device, DEVICES, "--device")
         if not -70.0 <= lufs <= 0.0:
             raise typer.BadParameter(f"{lufs} is outside -70..0 LUFS", param_hint="--lufs")
-        opts = dict(refs=list(ref), engine=engine, checkpoint=checkpoint, offline=offline,
+        opts = dict(refs=list(ref or []), engine=engine, checkpoint=checkpoint, offline=offline,
                     background=background, lufs=lufs, keep_original=keep_original,
                     widen_to_lips=widen_to_lips, nfe=nfe, seed=seed, device=device, force=force,
                     dry_run=dry_run)  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -19,41 +20,58 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def train(
+    *,
     ctx: typer.Context,
-    stage: str = typer.Option(..., "--stage", help="tts (stage 1) | dub (stage 2)."),
-    data: Path = typer.Option(..., "--data", help="A prepared dataset folder (dubcli prepare)."),
-    output: Path = typer.Option(..., "--output", "-o", help="The run folder to write."),
-    config: str = typer.Option(
-        None,
-        "--config",
-        help="tiny | small | paper | FILE.toml (default: small; stage 2: the stage-1 run's).",
-    ),
-    init_from: Path = typer.Option(
-        None, "--init-from", help="Stage 2: the stage-1 run folder or checkpoint to start from."
-    ),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
-    steps: int = typer.Option(
-        None,
-        "--steps",
-        min=1,
-        help="Optimizer steps (overrides the config; alone: no epoch limit).",
-    ),
-    epochs: int = typer.Option(
-        None, "--epochs", min=1, help="Passes over the train split (alone: no step limit)."
-    ),
-    batch_tokens: int = typer.Option(
-        None, "--batch-tokens", min=16, help="Token budget per batch (padded size)."
-    ),
-    lr: float = typer.Option(None, "--lr", min=0.0, help="Peak learning rate."),
-    seed: int = typer.Option(None, "--seed", help="Seed for weights, data order and noise."),
-    resume: bool = typer.Option(False, "--resume", help="Continue RUN exactly where it stopped."),
-    force: bool = typer.Option(False, "--force", "-f", help="Start RUN over if it exists."),
-    export: Path = typer.Option(
-        None,
-        "--export",
-        help="Also write an inference checkpoint (fp16, self-contained) here at the end.",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="One JSON result on stdout."),
+    stage: Annotated[str, typer.Option("--stage", help="tts (stage 1) | dub (stage 2).")],
+    data: Annotated[
+        Path, typer.Option("--data", help="A prepared dataset folder (dubcli prepare).")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The run folder to write.")],
+    config: Annotated[
+        str,
+        typer.Option(
+            "--config",
+            help="tiny | small | paper | FILE.toml (default: small; stage 2: the stage-1 run's).",
+        ),
+    ] = None,
+    init_from: Annotated[
+        Path,
+        typer.Option(
+            "--init-from", help="Stage 2: the stage-1 run folder or checkpoint to start from."
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+    steps: Annotated[
+        int,
+        typer.Option(
+            "--steps", min=1, help="Optimizer steps (overrides the config; alone: no epoch limit)."
+        ),
+    ] = None,
+    epochs: Annotated[
+        int,
+        typer.Option("--epochs", min=1, help="Passes over the train split (alone: no step limit)."),
+    ] = None,
+    batch_tokens: Annotated[
+        int, typer.Option("--batch-tokens", min=16, help="Token budget per batch (padded size).")
+    ] = None,
+    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate.")] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed for weights, data order and noise.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue RUN exactly where it stopped.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Start RUN over if it exists.")
+    ] = False,
+    export: Annotated[
+        Path,
+        typer.Option(
+            "--export",
+            help="Also write an inference checkpoint (fp16, self-contained) here at the end.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON result on stdout.")] = False,
 ) -> None:
     """Train DiFlowDubber: stage 1 (zero-shot TTS) or stage 2 (video dubbing)."""
     if stage not in STAGES:
