@@ -5,9 +5,15 @@ and import only public names from here (never another command's private ones).""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
+
+# Options several commands share, declared once.
+Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
+Offline = Annotated[bool, typer.Option("--offline", help="Never touch the network.")]
+JsonResult = Annotated[bool, typer.Option("--json", help="One JSON result on stdout.")]
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from dubcli.commands.common import cli_context, progress_bar
+from dubcli.commands.common import Device, JsonResult, Offline, cli_context, progress_bar
 
 BACKGROUNDS = ("keep", "duck", "remove", "drop")
 DEVICES = ("auto", "cpu", "cuda")
@@ -74,7 +74,7 @@ def dub(
     checkpoint: Annotated[
         str, typer.Option("--checkpoint", help="NAME | PATH | hf://org/repo/file | RUN")
     ] = None,
-    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,
+    offline: Offline = False,
     background: Annotated[
         str,
         typer.Option(
@@ -101,7 +101,7 @@ def dub(
     seed: Annotated[
         int, typer.Option("--seed", help="Random seed (per cue: seed + cue number).")
     ] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+    device: Device = "auto",
     force: Annotated[
         bool,
         typer.Option(
@@ -114,7 +114,7 @@ def dub(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the cue plan; write nothing.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON result on stdout.")] = False,
+    as_json: JsonResult = False,
 ) -> None:
     """Dub a video (or a folder of videos) with new speech saying the subtitle text."""
     printed = []

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from dubcli.commands.common import cli_context, progress_bar
+from dubcli.commands.common import Device, Offline, cli_context, progress_bar
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -83,9 +83,9 @@ def eval_command(
         ),
     ] = None,
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Output folder.")],
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+    device: Device = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Seed (utterance k uses seed + k).")] = 0,
-    offline: Annotated[bool, typer.Option("--offline", help="Never touch the network.")] = False,
+    offline: Offline = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON summary on stdout.")] = False,
 ) -> None:
     """Evaluate dubbing: lip sync, WER, speaker similarity, DNSMOS and RTF per system."""

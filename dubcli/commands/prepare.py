@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from dubcli.commands.common import cli_context
+from dubcli.commands.common import JsonResult, cli_context
 
 LAYOUTS = ("synth", "pairs", "grid", "chem")
 SPLIT_MODES = ("auto", "folders", "hash")
@@ -102,7 +102,7 @@ def prepare(
             "--force", "-f", help="Start over: delete what an earlier prepare wrote to OUT."
         ),
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON result on stdout.")] = False,
+    as_json: JsonResult = False,
     codebook_size: Annotated[
         int,
         typer.Option(
@@ -187,7 +187,7 @@ def prepare_merge(
     parts: Annotated[list[Path], typer.Argument(help="Folders written by prepare --shard i/n.")],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="The merged dataset.")],
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace a dataset in OUT.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON result on stdout.")] = False,
+    as_json: JsonResult = False,
 ) -> None:
     """Merge the part folders of `prepare --shard i/n` runs into one prepared dataset."""
     from dubcli.console import console

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from dubcli.commands.common import cli_context
+from dubcli.commands.common import Device, JsonResult, cli_context
 
 STAGES = ("tts", "dub")
 DEVICES = ("auto", "cpu", "cuda")
@@ -40,7 +40,7 @@ def train(
             "--init-from", help="Stage 2: the stage-1 run folder or checkpoint to start from."
         ),
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+    device: Device = "auto",
     steps: Annotated[
         int,
         typer.Option(
@@ -71,7 +71,7 @@ def train(
             help="Also write an inference checkpoint (fp16, self-contained) here at the end.",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON result on stdout.")] = False,
+    as_json: JsonResult = False,
 ) -> None:
     """Train DiFlowDubber: stage 1 (zero-shot TTS) or stage 2 (video dubbing)."""
     if stage not in STAGES:
