@@ -131,11 +131,13 @@ def dub(
         _choice(device, DEVICES, "--device")
         if not -70.0 <= lufs <= 0.0:
             raise typer.BadParameter(f"{lufs} is outside -70..0 LUFS", param_hint="--lufs")
-        opts = dict(refs=list(ref or []), engine=engine, checkpoint=checkpoint, offline=offline,
-                    background=background, lufs=lufs, keep_original=keep_original,
-                    widen_to_lips=widen_to_lips, nfe=nfe, seed=seed, device=device, force=force,
-                    dry_run=dry_run)  # fmt: skip
-        _dub(input, text, output_dir, opts, emit, cli_context(ctx).verbosity)
+        from dubcli.dubbing.config import DubConfig
+
+        config = DubConfig(refs=tuple(ref or ()), engine=engine, checkpoint=checkpoint,
+                           offline=offline, background=background, lufs=lufs,
+                           keep_original=keep_original, widen_to_lips=widen_to_lips, nfe=nfe,
+                           seed=seed, device=device, force=force, dry_run=dry_run)  # fmt: skip
+        _dub(input, text, output_dir, config, emit, cli_context(ctx).verbosity)
     except BaseException as exc:
         emit(_failure(input, exc))
         raise
@@ -164,7 +166,7 @@ def _failure(input: Path, exc: BaseException) -> dict:
 
 
 def _dub(
-    input: Path, text: Path | None, output_dir: Path | None, opts: dict, emit, verbosity: int
+    input: Path, text: Path | None, output_dir: Path | None, config, emit, verbosity: int
 ) -> None:
     """The command's work once the options are checked; emit(doc) prints the --json result."""
     from dubcli.console import console, print_table
@@ -174,8 +176,8 @@ def _dub(
     from dubcli.engines.choose import choose_engine
     from dubcli.errors import PartialFailure, raise_if_interrupted
 
-    dry_run = opts["dry_run"]
-    choose_engine(opts["engine"], opts["checkpoint"])  # fail fast: --engine diflow, no checkpoint
+    dry_run = config.dry_run
+    choose_engine(config.engine, config.checkpoint)  # fail fast: --engine diflow, no checkpoint
     bar, update, reset = progress_bar(verbosity >= 0 and not dry_run, CUE_LABELS)
     with bar:
         if input.is_dir():
@@ -184,15 +186,15 @@ def _dub(
                 reset()
                 console().print(f"[{i + 1}/{n}] {item.video.name}", markup=False)
 
-            batch = dub_batch(input, text, out_dir=output_dir, on_item=on_item,
-                              progress=update, **opts)  # fmt: skip
+            batch = dub_batch(input, text, config, out_dir=output_dir, on_item=on_item,
+                              progress=update)  # fmt: skip
             result = batch.to_json()
         else:
             from dubcli.dubbing.batch import pair_inputs
 
             item = pair_inputs(input, text)[0]
-            res = dub_video(item.video, item.subtitles, out_dir=output_dir, progress=update,
-                            **opts)  # fmt: skip
+            res = dub_video(item.video, item.subtitles, config, out_dir=output_dir,
+                            progress=update)  # fmt: skip
             batch, result = None, res.to_json()
     if dry_run:
         plans = [i.result for i in batch.items if i.result] if batch else [res]

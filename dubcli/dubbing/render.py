@@ -18,6 +18,7 @@ import numpy as np
 
 from dubcli.console import get_logger
 from dubcli.dubbing import cuework
+from dubcli.dubbing.config import DubConfig
 from dubcli.dubbing.plan import DubPlan, summarize
 from dubcli.errors import raise_if_interrupted
 from dubcli.fsutil import remove_workdir
@@ -31,18 +32,8 @@ def run_dub(
     info,
     plan: DubPlan,
     outputs,
+    config: DubConfig,
     *,
-    engine_name: str,
-    checkpoint: str | None,
-    offline: bool,
-    refs: Sequence[str],
-    background: str,
-    lufs: float | None,
-    keep_original: bool,
-    widen: bool,
-    nfe: int,
-    seed: int,
-    device: str,
     progress,
     timers: cuework.Timers | None = None,
     identity: dict | None = None,
@@ -59,6 +50,11 @@ def run_dub(
     from dubcli.fsutil import atomic_write_text, is_write_error, write_error
     from dubcli.text.subtitles import Cue, write_srt
 
+    engine_name, checkpoint, offline, device = (config.engine, config.checkpoint, config.offline,
+                                                config.device)  # fmt: skip
+    refs, background, lufs, keep_original = (config.refs, config.background, config.lufs,
+                                             config.keep_original)  # fmt: skip
+    widen, nfe, seed = config.widen_to_lips, config.nfe, config.seed
     timers = timers or cuework.Timers()
     warnings = list(plan.warnings)
     with timers.stage("voices"):
