@@ -52,7 +52,7 @@ def talking_clip(path: Path, seconds: float) -> Path:
     import numpy as np
     from skimage import data
 
-    from dubcli.dubbing.baseline import espeak_wav
+    from dubcli.engines.baseline import espeak_wav
     from dubcli.media import write_video
 
     w, h, sr = 320, 240, 16_000
@@ -95,8 +95,8 @@ def child(spec: dict) -> None:
     if spec.get("imports_only"):
         import numpy as np
 
-        from dubcli.dubbing import baseline
         from dubcli.dubbing.pipeline import dub_video  # noqa: F401
+        from dubcli.engines import baseline
         from dubcli.text.g2p import text_to_phonemes
         from dubcli.vision.landmarks import track_faces
 
@@ -136,7 +136,7 @@ def main() -> None:
         return child(json.loads(args.child))
 
     from dubcli.audio.io import save_audio
-    from dubcli.dubbing.baseline import espeak_wav
+    from dubcli.engines.baseline import espeak_wav
 
     with tempfile.TemporaryDirectory(prefix="dubbench-") as td:
         root = Path(td)

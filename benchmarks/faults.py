@@ -52,7 +52,7 @@ def make_inputs(root: Path) -> tuple[Path, Path, Path]:
     sys.path.insert(0, str(REPO))
     from dubcli import media
     from dubcli.audio.io import save_audio
-    from dubcli.dubbing.baseline import espeak_wav
+    from dubcli.engines.baseline import espeak_wav
 
     clip = media.make_test_video(root / "clip.mp4", 4.0, size=(96, 64))
     (root / "clip.srt").write_text(SRT)

@@ -12,10 +12,12 @@ import signal
 import sys
 import threading
 import traceback
+from typing import Annotated
 
 import typer
 
 from dubcli import __version__
+from dubcli.commands.common import CliContext, DubcliGroup
 from dubcli.console import console, setup_logging
 from dubcli.errors import (
     EXIT_INTERNAL,
@@ -29,6 +31,7 @@ from dubcli.errors import (
 
 app = typer.Typer(
     name="dubcli",
+    cls=DubcliGroup,
     help="Dub videos with DiFlowDubber: speech that says the subtitle text, in a reference voice, "
     "timed to the speaker's lips.",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -36,13 +39,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-class _State:
-    verbosity = 0
-
-
-state = _State()
 
 
 def _version_callback(value: bool) -> None:
@@ -53,21 +49,26 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
-    verbose: int = typer.Option(
-        0, "--verbose", "-v", count=True, help="More output; tracebacks on errors."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr."),
-    version: bool = typer.Option(
-        False,
-        "--version",
-        callback=_version_callback,
-        is_eager=True,
-        help="Print the version and exit.",
-    ),
+    *,
+    ctx: typer.Context,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More output; tracebacks on errors.")
+    ] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Global options; progress and logs go to stderr, results (and --json) to stdout."""
-    state.verbosity = -1 if quiet else verbose
-    setup_logging(state.verbosity)
+    obj = ctx.ensure_object(CliContext)
+    obj.verbosity = -1 if quiet else verbose
+    setup_logging(obj.verbosity)
 
 
 def _argv_verbose(argv: list[str]) -> bool:
@@ -129,7 +130,6 @@ def run(argv: list[str] | None = None, *, application: typer.Typer | None = None
     """Run the CLI and return its exit code (tests call this; `main` exits with it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = _argv_verbose(argv)
-    state.verbosity = 0
     Interrupted.pending = None
     try:
         return _run(application or app, argv, verbose)
@@ -140,9 +140,10 @@ def run(argv: list[str] | None = None, *, application: typer.Typer | None = None
 def _run(application: typer.Typer, argv: list[str], verbose: bool) -> int:
     """The command, its exceptions mapped to exit codes and one line on stderr."""
     exit_types, abort_types, usage_types = _exception_types()
+    obj = CliContext()  # ctx.obj of this run: the root callback sets -v/-q on it
     try:
         with _signals_raise_interrupted():
-            result = application(args=argv, prog_name="dubcli", standalone_mode=False)
+            result = application(args=argv, prog_name="dubcli", standalone_mode=False, obj=obj)
             raise_if_interrupted()  # a signal whose exception something swallowed
         return result if isinstance(result, int) else EXIT_OK
     except Interrupted as exc:
@@ -161,9 +162,9 @@ def _run(application: typer.Typer, argv: list[str], verbose: bool) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:
         if Interrupted.pending is None:
-            return _failed(exc, verbose)
+            return _failed(exc, verbose or obj.verbosity > 0)
         # a library turned the signal's exception into its own error: it is still a signal
-        if verbose or state.verbosity > 0:
+        if verbose or obj.verbosity > 0:
             console().print(traceback.format_exc(), markup=False, highlight=False)
         stopped = Interrupted(Interrupted.pending)
         console().print(f"dubcli: {stopped.what}", markup=False, highlight=False)
@@ -173,12 +174,12 @@ def _run(application: typer.Typer, argv: list[str], verbose: bool) -> int:
 def _failed(exc: Exception, verbose: bool) -> int:
     """Print a DubcliError's line, or an internal error's; return the exit code."""
     if isinstance(exc, DubcliError):
-        if verbose or state.verbosity > 0:
+        if verbose:
             console().print(traceback.format_exc(), markup=False, highlight=False)
         console().print(f"dubcli: error: {exc.message}", markup=False, highlight=False)
         return exc.exit_code
     # a bug: say so, keep the traceback behind -v
-    if verbose or state.verbosity > 0:
+    if verbose:
         console().print(traceback.format_exc(), markup=False, highlight=False)
         hint = ""
     else:

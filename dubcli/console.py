@@ -23,6 +23,26 @@ def console() -> Console:
     return _console
 
 
+def print_table(table, con: Console | None = None) -> None:
+    """Print a rich table whole. On a terminal it fits the window as usual; where there is no
+    terminal (a pipe, a log file, CI) rich would squeeze it into 80 columns of ellipses, so it
+    gets the width it needs instead (other output keeps the normal width: log lines are padded
+    to it)."""
+    from rich.measure import Measurement
+
+    con = con or console()
+    if con.is_terminal:
+        con.print(table)
+        return
+    need = Measurement.get(con, con.options.update_width(10_000), table).maximum
+    width = con.width
+    con.width = max(width, need)  # Console.print(width=) cannot exceed the console's own
+    try:
+        con.print(table)
+    finally:
+        con.width = width
+
+
 def get_logger(name: str | None = None) -> logging.Logger:
     """A child of the `dubcli` logger: `get_logger(__name__)` in every module."""
     if not name or name == LOGGER_NAME:

@@ -103,6 +103,13 @@ def atomic_path(path: str | os.PathLike, *, force: bool = True) -> Iterator[Path
             tmp_path.unlink()
 
 
+def remove_workdir(path: str | os.PathLike) -> None:
+    """Remove a scratch folder and everything in it; a folder already gone is fine."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def partial_files(path: str | os.PathLike) -> list[Path]:
     """The temporaries atomic_path(path) makes, left in path's folder by killed runs."""
     path = Path(path)

@@ -1,8 +1,8 @@
 """Checkpoint resolution: registry name | local path | hf://org/repo[@rev]/file (DESIGN 2, 9).
 
 `--checkpoint` takes one of three spellings, resolved here to a local .safetensors file:
-  - a name from weights/registry.toml, or the file $DUBCLI_REGISTRY names (None means the
-    registry's `default`),
+  - a name from dubcli/weights/registry.toml (package data, so an installed wheel has it), or
+    the file $DUBCLI_REGISTRY names (None means the registry's `default`),
   - a path to a local .safetensors file,
   - hf://org/repo[@revision]/path/in/repo.safetensors[#sha256=<hex>], downloaded with
     huggingface_hub into the standard HF cache.
@@ -18,7 +18,6 @@ calls hf_hub_download (see _from_cache).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sys
@@ -27,12 +26,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from dubcli import hashing
 from dubcli.console import get_logger
 from dubcli.errors import CheckpointError
 
 log = get_logger(__name__)
 
-DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "weights" / "registry.toml"
+DEFAULT_REGISTRY = Path(__file__).resolve().parent / "weights" / "registry.toml"  # package data
 REGISTRY_ENV = "DUBCLI_REGISTRY"  # another registry file instead of the shipped one
 DEFAULT_ENDPOINT = "https://huggingface.co"
 HF_SCHEME = "hf://"
@@ -87,15 +87,11 @@ def resolve_checkpoint(
 
 
 def sha256_file(path: str | os.PathLike, *, chunk_size: int = 1 << 20) -> str:
-    """Lowercase hex sha256 of a file, read in chunks (checkpoints can be GBs)."""
-    digest = hashlib.sha256()
+    """Lowercase hex sha256 of a file (dubcli.hashing); unreadable: a CheckpointError."""
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(chunk_size):
-                digest.update(chunk)
+        return hashing.sha256_file(path, chunk_size=chunk_size)
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    return digest.hexdigest()
 
 
 def list_registry(registry_path: str | os.PathLike | None = None) -> list[RegistryEntry]:
@@ -105,7 +101,7 @@ def list_registry(registry_path: str | os.PathLike | None = None) -> list[Regist
 
 
 def registry_file() -> Path:
-    """The registry in use: $DUBCLI_REGISTRY if set, else weights/registry.toml of this checkout."""
+    """The registry in use: $DUBCLI_REGISTRY if set, else the installed dubcli/weights/registry.toml."""
     env = os.environ.get(REGISTRY_ENV)
     return Path(env) if env else DEFAULT_REGISTRY
 

@@ -3,7 +3,7 @@
 Dimensions: nt phonemes, nv video frames (25 fps), n speech tokens (80/s, n = tokens_for_frames
 (nv) for a dub), np prompt tokens, D speaker width, Dl / Df lip / face widths, s samples (16 kHz).
 
-    dubber = Dubber.load("model.safetensors", device="auto")   # hub name | path | hf://
+    dubber = Dubber.load("model.safetensors", device="auto")   # name | path | hf:// | run
     prompt = dubber.reference(voice_wav)                         # codec tokens of the voice
     out = dubber.dub(phonemes, lip, face, prompt, nfe=8, seed=0) # out.wav: exactly nv/25 s
 
@@ -11,7 +11,7 @@ Choices made here (paper section in brackets):
 - Features go to the model exactly as training saw them: prepare stores the extractor's lip/face
   geometry (vision/features.py, canonical cm, order 1) as float16 and the dataset feeds them raw,
   with no normalization statistics; the checkpoint carries the features version, which
-  load_inference_model checks. So dub() only casts to float32 and checks shapes and NaNs.
+  dubcli.model.loading checks. So dub() only casts to float32 and checks shapes and NaNs.
 - Phonemes get a <sil> at both ends when they lack one: every prepared dataset spells them so
   (data/layouts "phoneme_edges": "sil"), while the g2p frontend does not.
 - The reference prompt [3.3, B.2.1 "Contextual Modeling"]: the whole reference (its cleanest
@@ -40,10 +40,17 @@ from typing import Any
 
 import numpy as np
 
+from dubcli.audio.util import fit_length
 from dubcli.console import get_logger
-from dubcli.errors import CheckpointError, InputError
+from dubcli.errors import InputError
 from dubcli.text.phonemes import SILENCE, SYMBOL_TO_ID, PhonemeSequence, decode, encode
-from dubcli.timing import HOP, SAMPLE_RATE, TOKEN_RATE, VIDEO_FPS, tokens_for_frames
+from dubcli.timing import (
+    HOP,
+    SAMPLE_RATE,
+    SAMPLES_PER_FRAME,
+    TOKEN_RATE,
+    tokens_for_frames,
+)
 
 log = get_logger(__name__)
 
@@ -53,7 +60,6 @@ MIN_REFERENCE_S = 0.5  # below this there is no voice to copy
 ACTIVE_BELOW_PEAK_DB = 35.0  # a token frame is speech when within this of the loudest frame
 SILENT_DBFS = -60.0  # ... and above this absolute level
 CLIP_LEVEL = 0.999  # samples at/above this count as clipped
-SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS  # 640
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,9 +119,9 @@ class DubOutput:
 
 def resolve_device(spec: str):
     """auto | cpu | cuda | cuda:N -> torch.device; cuda without CUDA is a DependencyError."""
-    from dubcli.train.distributed import resolve_device as resolve
+    from dubcli.device import resolve_device as resolve
 
-    return resolve(str(spec or "auto"))
+    return resolve(spec)
 
 
 def phoneme_symbols(phonemes: Any) -> tuple[str, ...]:
@@ -144,9 +150,9 @@ def phoneme_symbols(phonemes: Any) -> tuple[str, ...]:
 
 def token_levels(wav: np.ndarray) -> np.ndarray:
     """(s,) -> (s // 200,) RMS level in dBFS of each token frame."""
-    n = len(wav) // HOP
-    x = np.asarray(wav[: n * HOP], np.float64).reshape(n, HOP)
-    return 10 * np.log10(np.mean(x * x, axis=1) + 1e-12)
+    from dubcli.audio.codec.features import frame_level_db
+
+    return frame_level_db(wav, len(wav) // HOP)
 
 
 def cleanest_window(wav: np.ndarray, n: int) -> int:
@@ -172,7 +178,7 @@ class Dubber:
         self.device, self.source, self.path, self._sha256 = device, source, path, sha256
         self.cfg = model.cfg
         if getattr(model, "teacher", None) is not None:
-            model.teacher = None  # the stage-2 distillation target: training only, not exported
+            model.teacher = None  # the stage-2 distillation target (load_model drops it too)
         self._face = None  # FaceMotion for text-only timing, built on first use
 
     @classmethod
@@ -180,23 +186,22 @@ class Dubber:
         cls, checkpoint_spec: str | os.PathLike | None, *, offline: bool = False,
         device: str = "auto",
     ) -> Dubber:  # fmt: skip
-        """NAME | PATH | hf://org/repo[@rev]/file (None: the registry default) -> Dubber."""
-        from dubcli.hub import resolve_checkpoint
-        from dubcli.train.export import load_inference_model
+        """NAME | PATH | hf://org/repo[@rev]/file | a training run folder or training checkpoint
+        (None: the registry default) -> Dubber (dubcli.model.loading.load_model)."""
+        from dubcli.model.loading import load_model
 
-        dev = resolve_device(device)
-        spec = None if checkpoint_spec is None else str(checkpoint_spec)
-        resolved = resolve_checkpoint(spec, offline=offline)
-        model, meta, codec = load_inference_model(resolved.path, device=dev)
-        if codec.vocab != model.cfg.vocab or codec.speaker_dim != model.cfg.speaker_dim:
-            raise CheckpointError(
-                f"{resolved.path}: the codec ({codec.vocab} codes, speaker {codec.speaker_dim}) "
-                f"does not match the model ({model.cfg.vocab}, {model.cfg.speaker_dim})"
-            )
-        log.debug("loaded %s (%s, stage %s) on %s", resolved.path, model.cfg.name,
-                  meta.get("stage"), dev)  # fmt: skip
-        return cls(model, codec, meta, device=dev, source=resolved.source, path=resolved.path,
-                   sha256=resolved.sha256)  # fmt: skip
+        loaded = load_model(checkpoint_spec, resolve_device(device), offline=offline)
+        log.debug("loaded %s (%s, stage %s) on %s", loaded.path, loaded.model.cfg.name,
+                  loaded.metadata.get("stage"), loaded.device)  # fmt: skip
+        return cls(
+            loaded.model,
+            loaded.codec,
+            loaded.metadata,
+            device=loaded.device,
+            source=loaded.source,
+            path=loaded.path,
+            sha256=loaded.sha256,
+        )
 
     # -- facts ---------------------------------------------------------------------------------
 
@@ -221,7 +226,7 @@ class Dubber:
 
     def describe(self) -> dict[str, Any]:
         """What a report needs to say which model produced its numbers."""
-        from dubcli.eval.rtf import device_name
+        from dubcli.device import device_name
 
         return {
             "checkpoint": self.source or (str(self.path) if self.path else None),
@@ -278,7 +283,7 @@ class Dubber:
         if self.stage != "dub":  # a stage-1 checkpoint: text timing, the video's length
             out = self.tts(symbols, prompt, tokens_for_frames(nv), nfe=nfe,
                            temperature=temperature, seed=seed)  # fmt: skip
-            return dataclasses.replace(out, wav=_fit(out.wav, nv * SAMPLES_PER_FRAME))
+            return dataclasses.replace(out, wav=fit_length(out.wav, nv * SAMPLES_PER_FRAME))
         return self._dub(symbols, lip, face, prompt, nfe, temperature, seed, text_only=False,
                          oracle=oracle)  # fmt: skip
 
@@ -293,7 +298,7 @@ class Dubber:
             return self._tts_dub(symbols, prompt, n_tokens, nfe, temperature, seed)
         import torch
 
-        from dubcli.eval.rtf import Timer
+        from dubcli.timing import Timer
 
         ph = torch.tensor(encode(symbols), dtype=torch.long)
         with Timer(self._sync()) as t:
@@ -309,7 +314,7 @@ class Dubber:
              oracle: Oracle | None = None):  # fmt: skip
         import torch
 
-        from dubcli.eval.rtf import Timer
+        from dubcli.timing import Timer
 
         ph = torch.tensor(encode(symbols), dtype=torch.long)
         nv = lip.shape[0]
@@ -322,7 +327,7 @@ class Dubber:
         wav, tokens, dt = self._decode(g, prompt, oracle.content)
         assert tokens.n_tokens == tokens_for_frames(nv), (tokens.n_tokens, nv)
         return DubOutput(
-            wav=_fit(wav, nv * SAMPLES_PER_FRAME),
+            wav=fit_length(wav, nv * SAMPLES_PER_FRAME),
             tokens=tokens,
             phonemes=symbols,
             durations=_np(g.durations[0]).astype(np.int64),
@@ -361,7 +366,7 @@ class Dubber:
         out = self._dub(symbols, feats.lip, feats.face, prompt, nfe, temperature, seed,
                         text_only=True)  # fmt: skip
         tokens = out.tokens.slice(0, n)
-        return DubOutput(_fit(out.wav, n * HOP), tokens, symbols, out.durations,
+        return DubOutput(fit_length(out.wav, n * HOP), tokens, symbols, out.durations,
                          out.durations_frames, out.attn_video, out.attn_speech,
                          out.seconds_model, out.seconds_decode, text_only=True)  # fmt: skip
 
@@ -395,7 +400,7 @@ class Dubber:
 
     def _decode(self, g, prompt: Prompt, content: np.ndarray | None = None):
         from dubcli.audio.codec.base import CodecTokens
-        from dubcli.eval.rtf import Timer
+        from dubcli.timing import Timer
 
         n = int(g.lengths[0])
         if content is not None and np.shape(content) != (self.cfg.n_content, n):
@@ -410,7 +415,7 @@ class Dubber:
         )
         with Timer() as t:
             wav = self.codec.decode(tokens)
-        return _fit(np.asarray(wav, np.float32), n * HOP), tokens, t.seconds
+        return fit_length(np.asarray(wav, np.float32), n * HOP), tokens, t.seconds
 
     def _sync(self):
         import torch
@@ -422,10 +427,3 @@ class Dubber:
 
 def _np(t) -> np.ndarray:
     return t.detach().cpu().numpy()
-
-
-def _fit(wav: np.ndarray, n: int) -> np.ndarray:
-    wav = np.asarray(wav, np.float32).reshape(-1)
-    if len(wav) >= n:
-        return wav[:n]
-    return np.concatenate([wav, np.zeros(n - len(wav), np.float32)])

@@ -124,3 +124,38 @@ def test_exit_codes_are_documented_once():
     readme = (__import__("pathlib").Path(__file__).parents[1] / "README.md").read_text()
     for code, _ in EXIT_CODE_TABLE:
         assert f"| {code} |" in readme, f"exit code {code} missing from README's table"
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["dub"], ["eval"], ["prepare"], ["prepare-merge"], ["train"]]
+)
+def test_help_shows_no_value_placeholder_for_flags(command, capsys, monkeypatch):
+    """--json, --force, -q, --help take no value: no `<bool>` beside them (nor `<int>` for -v)."""
+    monkeypatch.setenv("COLUMNS", "160")
+    assert run([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--help" in out and "<bool>" not in out, out
+    if not command:
+        assert re.search(r"--verbose\s+-v\s+More output", out), out
+    if command == ["dub"]:
+        assert "<path>" in out  # options that take a value keep theirs
+
+
+def test_tables_keep_every_column_without_a_terminal():
+    """A pipe or a log file: rich would squeeze a table into 80 columns of ellipses."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from dubcli.console import print_table
+
+    con = Console(file=io.StringIO(), width=80)
+    assert not con.is_terminal
+    table = Table("System", *(f"metric {i}" for i in range(12)))
+    table.add_row("DiFlowDubber NFE 32", *(f"{i:.3f}" for i in range(12)))
+    print_table(table, con)
+    con.print("after")
+    text = con.file.getvalue()
+    assert "…" not in text and "metric 11" in text and "DiFlowDubber NFE 32" in text
+    assert text.splitlines()[-1] == "after" and con.width == 80  # the rest stays as it was

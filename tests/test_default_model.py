@@ -1,4 +1,4 @@
-"""The shipped default: weights/registry.toml names a checkpoint in weights/ that resolves offline,
+"""The shipped default: dubcli/weights/registry.toml names a checkpoint in weights/ that resolves offline,
 matches its sha256, is an fp16 DiFlowDubber export under 60 MB, and dubs the quickstart example
 (examples/) through `dubcli dub` with no --checkpoint and no network."""
 

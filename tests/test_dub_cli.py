@@ -10,8 +10,8 @@ from dubcli.audio.io import save_audio
 from dubcli.cli import app, run
 from dubcli.commands import dub as dub_command
 from dubcli.console import reset_console
-from dubcli.dubbing import baseline
 from dubcli.dubbing.batch import pair_inputs
+from dubcli.engines import baseline
 from dubcli.errors import EXIT_CHECKPOINT, EXIT_INPUT, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, InputError
 
 SRT = "1\n00:00:00,200 --> 00:00:01,300\nHello over there.\n"

@@ -9,8 +9,8 @@ import pytest
 
 from dubcli import media
 from dubcli.audio.io import save_audio
-from dubcli.dubbing import baseline
 from dubcli.dubbing.pipeline import dub_video
+from dubcli.engines import baseline
 from dubcli.errors import InputError, OutputError
 
 SUBS = """1

@@ -15,9 +15,10 @@ from skimage import data
 
 from dubcli import media
 from dubcli.audio.io import save_audio
-from dubcli.dubbing import baseline, mix
+from dubcli.dubbing import mix
 from dubcli.dubbing.loudness import integrated_loudness
 from dubcli.dubbing.pipeline import dub_video, is_complete, output_paths
+from dubcli.engines import baseline
 from dubcli.text.subtitles import read_cues
 
 W, H, SECONDS, SR = 320, 240, 4.4, 16_000

@@ -35,7 +35,7 @@ from dubcli import media
 from dubcli.audio.io import save_audio
 from dubcli.cli import run
 from dubcli.console import reset_console
-from dubcli.dubbing import baseline
+from dubcli.engines import baseline
 from dubcli.errors import EXIT_CHECKPOINT, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT
 
 # Only names that existed before issue 14 are imported, so that this file also runs (and fails

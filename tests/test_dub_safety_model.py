@@ -20,7 +20,7 @@ from dubcli.audio.io import save_audio
 from dubcli.checkpoint import load_checkpoint, save_checkpoint
 from dubcli.cli import run
 from dubcli.console import reset_console
-from dubcli.dubbing import baseline
+from dubcli.engines import baseline
 from dubcli.errors import EXIT_CHECKPOINT, EXIT_OK
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -74,3 +74,22 @@ def test_trained_checkpoint_dubs_a_clip_end_to_end(trained, tmp_path, capsys):
         assert np.sqrt(np.mean(seg**2)) > 1e-3, f"no speech in cue {a}-{b} s"
     outside = wav[~inside]
     assert np.abs(outside).max() < 0.02 * np.abs(wav).max()
+
+
+@pytest.mark.parametrize("spec", ["dub", "dub/last.safetensors"])
+def test_dub_takes_the_training_run_itself(trained, tmp_path, capsys, spec):
+    """`dubcli dub --checkpoint runs/dub` (or its last.safetensors): what a user who just trained
+    would pass; the run is exported in memory and dubs like the exported file."""
+    root = trained[0]
+    _, video, subs, ref = make_talking_clip(tmp_path)
+    argv = ["dub", str(video), "--text", str(subs), "--ref", str(ref), "--checkpoint",
+            str(root / spec), "-o", str(tmp_path / "out"), "--nfe", "1", "--device", "cpu",
+            "--background", "drop", "--json"]  # fmt: skip
+    assert cli_run(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "done" and result["engine"] == "diflow", result
+    report = json.loads((tmp_path / "out" / f"{video.stem}.report.json").read_text())
+    assert report["engine"]["name"] == "diflow"
+    assert all(c["tokens"] > 0 for c in report["cues"])
+    assert report["engine"]["checkpoint"] == str(root / spec)
+    assert report["engine"]["fingerprint"].startswith("diflow-v1:")

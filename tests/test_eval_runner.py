@@ -361,7 +361,7 @@ def test_grammar_wer_on_the_grid_sentences_of_a_mixed_split(corpus):
 
 
 def test_dub_sync_estimate_is_the_eval_metric():
-    from dubcli.dubbing.sync import sync_estimate
+    from dubcli.engines.sync import sync_estimate
     from dubcli.eval.sync import landmark_sync
 
     rng = np.random.default_rng(4)

@@ -232,7 +232,7 @@ def make_talking_clip(root):
     """2.4 s of a synthetic talking face, then 1.2 s with no face; espeak-ng speech under it.
     Returns (root, video, subtitles, reference voice); cues at 0.2-2.2 s and 2.6-3.4 s."""
     from dubcli.audio.io import save_audio
-    from dubcli.dubbing.baseline import espeak_wav
+    from dubcli.engines.baseline import espeak_wav
     from dubcli.vision.face_motion import FaceMotion
     from dubcli.vision.render import render_frames
 
@@ -265,9 +265,9 @@ def md5_video(path):
 
 
 def test_diflow_engine_dubs_a_clip(talking_clip, ckpts):
-    from dubcli.dubbing.diflow import TEXT_ONLY_NOTE
-    from dubcli.dubbing.engine import create_engine
     from dubcli.dubbing.pipeline import dub_video
+    from dubcli.engines.choose import create_engine
+    from dubcli.engines.diflow import TEXT_ONLY_NOTE
 
     root, video, subs, ref = talking_clip
     res = dub_video(video, subs, refs=[str(ref)], engine="diflow", checkpoint=str(ckpts["dub"]),

@@ -70,7 +70,7 @@ def test_export_rebuilds_without_outside_config(stages):
     assert codec.vocab == VOCAB and codec.speaker_dim == 17
     nv = 10
     out = model.generate(torch.tensor([20, 30, 40]), torch.randn(nv, 100), torch.randn(nv, 30),
-                         None, None, torch.randn(16), nfe=2, seed=0)  # fmt: skip
+                         None, None, torch.randn(codec.speaker_dim), nfe=2, seed=0)  # fmt: skip
     assert out.prosody.shape == (1, 1, tokens_for_frames(nv))
     # The fp16 weights round-trip: the rebuilt model holds the exported values.
     state = model.state_dict()
@@ -168,3 +168,44 @@ def test_cli_existing_run_exit_code(stages, capsys):
             "tiny", "--device", "cpu"]  # fmt: skip
     assert cli_run(argv, application=_app()) == EXIT_OUTPUT
     assert "already exists" in capsys.readouterr().err
+
+
+def test_load_model_takes_a_run_folder_or_training_checkpoint(stages, tmp_path):
+    """A user who just trained passes the run (or its last.safetensors): exported in memory,
+    the same model as the exported file (which is fp16), no file written."""
+    from dubcli.model.loading import load_model
+
+    _, d, _, r2 = stages
+    exported = load_model(r2.export)
+    before = sorted(p.name for p in r2.run.iterdir())
+    for spec in (r2.run, r2.run / "last.safetensors", str(r2.run / "last.safetensors")):
+        loaded = load_model(spec, "cpu")
+        assert type(loaded.model).__name__ == "DiFlowDubber" and not loaded.model.training
+        assert loaded.path == (r2.run / "last.safetensors").resolve()
+        assert loaded.metadata["kind"] == "diflowdubber"
+        assert loaded.metadata["ema"] == exported.metadata["ema"]
+        assert loaded.metadata["step"] == 15 and loaded.codec.vocab == VOCAB
+        want, got = exported.model.state_dict(), loaded.model.state_dict()
+        assert want.keys() == got.keys()
+        for k, v in want.items():  # fp32 in memory, fp16 in the file: equal once rounded
+            assert torch.equal(got[k].half().to(v.dtype) if v.is_floating_point() else got[k], v)
+    assert sorted(p.name for p in r2.run.iterdir()) == before
+    with pytest.raises(CheckpointError, match="a folder without last.safetensors"):
+        load_model(d)
+    assert load_model(d / "tts").metadata["stage"] == "tts"
+
+
+def test_inference_path_imports_neither_train_nor_eval(stages):
+    """Loading and dubbing sit below train/ and eval/: a fresh process that loads a run folder
+    through Dubber.load has imported no module of either."""
+    import subprocess
+
+    _, _, _, r2 = stages
+    code = (
+        "import sys; from dubcli.inference import Dubber; "
+        f"Dubber.load({str(r2.run)!r}, device='cpu'); "
+        "bad = [m for m in sys.modules if m.startswith(('dubcli.train', 'dubcli.eval'))]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr

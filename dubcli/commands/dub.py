@@ -6,9 +6,9 @@ the DubcliError's (errors.py) for one file; 8 (PartialFailure) when some batch i
 With --json, stdout always gets exactly one JSON document, also when the run fails or is
 interrupted ({"status": "failed" | "interrupted", "error", "exit_code"}).
 
-Engine: `--engine diflow|baseline`. Without --engine, diflow is used when --checkpoint is given or
-weights/registry.toml names a default checkpoint; until one is registered the default is the
-baseline engine (espeak-ng + WORLD), with a message saying so. `--engine diflow` without any
+Engine: `--engine diflow|baseline`. Without --engine, diflow is used when --checkpoint is given
+or dubcli/weights/registry.toml names a default checkpoint; until one is registered the default is
+the baseline engine (espeak-ng + WORLD), with a message saying so. `--engine diflow` without any
 checkpoint is a CheckpointError (exit 5).
 """
 
@@ -17,8 +17,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from dubcli.commands.common import Device, JsonResult, Offline, cli_context, progress_bar
 
 BACKGROUNDS = ("keep", "duck", "remove", "drop")
 DEVICES = ("auto", "cpu", "cuda")
@@ -31,87 +34,87 @@ def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | N
     return value
 
 
-def _progress_bar(enabled: bool):
-    """A rich Progress on stderr and a callback (stage, done, total) that drives it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from dubcli.console import console
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=console(), transient=True,
-                   disable=not (enabled and console().is_terminal))  # fmt: skip
-    tasks: dict[str, int] = {}
-    label = {"cues": "dubbing cues", "mix": "mixing", "mux": "muxing"}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage == "mix":  # samples: show percent-ish steps instead of millions
-            done, total = int(100 * done / max(total, 1)), 100
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(label.get(stage, stage), total=total)
-        bar.update(tasks[stage], completed=done, total=total)
-
-    def reset() -> None:
-        for t in tasks.values():
-            bar.remove_task(t)
-        tasks.clear()
-
-    return bar, update, reset
+CUE_LABELS = {"cues": "dubbing cues", "mix": "mixing", "mux": "muxing"}
 
 
 def dub(
-    input: Path = typer.Argument(..., help="A video file, or a folder of videos."),
-    text: Path = typer.Option(
-        None,
-        "--text",
-        "-t",
-        help="Subtitles (srt/vtt/ass), or a folder "
-        "of them named like the videos. Default: next to each video.",
-    ),
-    ref: list[str] = typer.Option(
-        [],
-        "--ref",
-        "-r",
-        help="Reference voice, any audio format: "
-        "FILE, or NAME=FILE for the cues of speaker NAME (repeatable). "
-        "Default: the video's own speech.",
-    ),
-    output_dir: Path = typer.Option(
-        None, "--output-dir", "-o", help="Output folder (default: each video's folder)."
-    ),
-    engine: str = typer.Option(
-        None,
-        "--engine",
-        help="diflow | baseline (default: diflow if a checkpoint is available, else baseline).",
-    ),
-    checkpoint: str = typer.Option(None, "--checkpoint", help="NAME | PATH | hf://org/repo/file"),
-    offline: bool = typer.Option(False, "--offline", help="Never touch the network."),
-    background: str = typer.Option(
-        "duck",
-        "--background",
-        "-b",
-        help="Original audio under the dub: keep | duck | remove | drop.",
-    ),
-    lufs: float = typer.Option(-16.0, "--lufs", help="Target integrated loudness (EBU R 128)."),
-    keep_original: bool = typer.Option(
-        False, "--keep-original", help="Also keep the original audio tracks in the video."
-    ),
-    widen_to_lips: bool = typer.Option(
-        False,
-        "--widen-to-lips",
-        help="Widen cue windows to the lip activity around them (up to 0.5 s each side).",
-    ),
-    nfe: int = typer.Option(8, "--nfe", min=1, max=128, help="Flow-matching steps (diflow)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (per cue: seed + cue number)."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
-    force: bool = typer.Option(
-        False,
-        "--force",
-        "-f",
-        help="Redo finished outputs, and replace files in their place that dubcli did not "
-        "write, changed outputs, or another input's results.",
-    ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show the cue plan; write nothing."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON result on stdout."),
+    *,
+    ctx: typer.Context,
+    input: Annotated[Path, typer.Argument(help="A video file, or a folder of videos.")],
+    text: Annotated[
+        Path,
+        typer.Option(
+            "--text",
+            "-t",
+            help="Subtitles (srt/vtt/ass), or a folder "
+            "of them named like the videos. Default: next to each video.",
+        ),
+    ] = None,
+    ref: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ref",
+            "-r",
+            help="Reference voice, any audio format: "
+            "FILE, or NAME=FILE for the cues of speaker NAME (repeatable). "
+            "Default: the video's own speech.",
+        ),
+    ] = None,
+    output_dir: Annotated[
+        Path,
+        typer.Option("--output-dir", "-o", help="Output folder (default: each video's folder)."),
+    ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="diflow | baseline (default: diflow if a checkpoint is available, else baseline).",
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        str, typer.Option("--checkpoint", help="NAME | PATH | hf://org/repo/file | RUN")
+    ] = None,
+    offline: Offline = False,
+    background: Annotated[
+        str,
+        typer.Option(
+            "--background", "-b", help="Original audio under the dub: keep | duck | remove | drop."
+        ),
+    ] = "duck",
+    lufs: Annotated[
+        float, typer.Option("--lufs", help="Target integrated loudness (EBU R 128).")
+    ] = -16.0,
+    keep_original: Annotated[
+        bool,
+        typer.Option("--keep-original", help="Also keep the original audio tracks in the video."),
+    ] = False,
+    widen_to_lips: Annotated[
+        bool,
+        typer.Option(
+            "--widen-to-lips",
+            help="Widen cue windows to the lip activity around them (up to 0.5 s each side).",
+        ),
+    ] = False,
+    nfe: Annotated[
+        int, typer.Option("--nfe", min=1, max=128, help="Flow-matching steps (diflow).")
+    ] = 8,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed (per cue: seed + cue number).")
+    ] = 0,
+    device: Device = "auto",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            "-f",
+            help="Redo finished outputs, and replace files in their place that dubcli did not "
+            "write, changed outputs, or another input's results.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the cue plan; write nothing.")
+    ] = False,
+    as_json: JsonResult = False,
 ) -> None:
     """Dub a video (or a folder of videos) with new speech saying the subtitle text."""
     printed = []
@@ -128,11 +131,13 @@ def dub(
         _choice(device, DEVICES, "--device")
         if not -70.0 <= lufs <= 0.0:
             raise typer.BadParameter(f"{lufs} is outside -70..0 LUFS", param_hint="--lufs")
-        opts = dict(refs=list(ref), engine=engine, checkpoint=checkpoint, offline=offline,
-                    background=background, lufs=lufs, keep_original=keep_original,
-                    widen_to_lips=widen_to_lips, nfe=nfe, seed=seed, device=device, force=force,
-                    dry_run=dry_run)  # fmt: skip
-        _dub(input, text, output_dir, opts, emit)
+        from dubcli.dubbing.config import DubConfig
+
+        config = DubConfig(refs=tuple(ref or ()), engine=engine, checkpoint=checkpoint,
+                           offline=offline, background=background, lufs=lufs,
+                           keep_original=keep_original, widen_to_lips=widen_to_lips, nfe=nfe,
+                           seed=seed, device=device, force=force, dry_run=dry_run)  # fmt: skip
+        _dub(input, text, output_dir, config, emit, cli_context(ctx).verbosity)
     except BaseException as exc:
         emit(_failure(input, exc))
         raise
@@ -160,19 +165,20 @@ def _failure(input: Path, exc: BaseException) -> dict:
     return {"input": str(input), "status": status, "error": error, "exit_code": code}
 
 
-def _dub(input: Path, text: Path | None, output_dir: Path | None, opts: dict, emit) -> None:
+def _dub(
+    input: Path, text: Path | None, output_dir: Path | None, config, emit, verbosity: int
+) -> None:
     """The command's work once the options are checked; emit(doc) prints the --json result."""
-    from dubcli.cli import state
-    from dubcli.console import console
+    from dubcli.console import console, print_table
     from dubcli.dubbing.batch import dub_batch, summary_table
-    from dubcli.dubbing.engine import choose_engine
     from dubcli.dubbing.pipeline import dub_video
     from dubcli.dubbing.plan import plan_table
+    from dubcli.engines.choose import choose_engine
     from dubcli.errors import PartialFailure, raise_if_interrupted
 
-    dry_run = opts["dry_run"]
-    choose_engine(opts["engine"], opts["checkpoint"])  # fail fast: --engine diflow, no checkpoint
-    bar, update, reset = _progress_bar(state.verbosity >= 0 and not dry_run)
+    dry_run = config.dry_run
+    choose_engine(config.engine, config.checkpoint)  # fail fast: --engine diflow, no checkpoint
+    bar, update, reset = progress_bar(verbosity >= 0 and not dry_run, CUE_LABELS)
     with bar:
         if input.is_dir():
 
@@ -180,23 +186,23 @@ def _dub(input: Path, text: Path | None, output_dir: Path | None, opts: dict, em
                 reset()
                 console().print(f"[{i + 1}/{n}] {item.video.name}", markup=False)
 
-            batch = dub_batch(input, text, out_dir=output_dir, on_item=on_item,
-                              progress=update, **opts)  # fmt: skip
+            batch = dub_batch(input, text, config, out_dir=output_dir, on_item=on_item,
+                              progress=update)  # fmt: skip
             result = batch.to_json()
         else:
             from dubcli.dubbing.batch import pair_inputs
 
             item = pair_inputs(input, text)[0]
-            res = dub_video(item.video, item.subtitles, out_dir=output_dir, progress=update,
-                            **opts)  # fmt: skip
+            res = dub_video(item.video, item.subtitles, config, out_dir=output_dir,
+                            progress=update)  # fmt: skip
             batch, result = None, res.to_json()
     if dry_run:
         plans = [i.result for i in batch.items if i.result] if batch else [res]
         for r in plans:
-            console().print(plan_table(r.plan))
-    elif batch is not None and state.verbosity >= 0:
-        console().print(summary_table(batch))
-    elif batch is None and state.verbosity >= 0 and res.status == "done":
+            print_table(plan_table(r.plan))
+    elif batch is not None and verbosity >= 0:
+        print_table(summary_table(batch))
+    elif batch is None and verbosity >= 0 and res.status == "done":
         console().print(f"{res.video} -> {res.outputs.video}", markup=False)
     raise_if_interrupted()  # a signal whose exception was lost: the run was interrupted
     emit(result)

@@ -10,60 +10,85 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from dubcli.commands.common import Device, Offline, cli_context, progress_bar
 
 DEVICES = ("auto", "cpu", "cuda")
 
 
 def eval_command(
-    checkpoint: str = typer.Option(
-        None,
-        "--checkpoint",
-        help="NAME | PATH | hf://org/repo/file (default: the registry default).",
-    ),
-    split: str = typer.Option(
-        ..., "--split", help="A prepared split: DIR/test, DIR, or a manifest .jsonl."
-    ),
-    setting: int = typer.Option(
-        1, "--setting", help="1: own audio as reference; 2: same speaker; 3: unseen speaker."
-    ),
-    nfe: str = typer.Option(
-        "8", "--nfe", help="Flow-matching steps, 1-128; a comma list (8,32) = one model row each."
-    ),
-    limit: int = typer.Option(None, "--limit", min=1, help="Only the first K utterances."),
-    audio_dir: Path = typer.Option(
-        None, "--audio-dir", help="Score <id>.wav files from here instead of generating."
-    ),
-    compare: bool = typer.Option(
-        False, "--compare", help="Also ground truth, the codec ceiling and the baseline engine."
-    ),
-    oracles: bool = typer.Option(
-        False,
-        "--oracles",
-        help="Also the model with ground-truth durations, and with durations + content tokens.",
-    ),
-    plots: bool = typer.Option(
-        False, "--plots", help="Attention maps, mel spectrograms and an index.html."
-    ),
-    syncnet: str = typer.Option(
-        None, "--syncnet", help="SyncNet weights (PATH | hf://...) for LSE-C / LSE-D."
-    ),
-    pairs: Path = typer.Option(
-        None, "--pairs", help="Test list: 'utt_id ref_id' per line (GRID / Chem protocols)."
-    ),
-    metrics: str = typer.Option(
-        None, "--metrics", help="Comma list of lse,sync,boundary,wer,secs,mos (default: all)."
-    ),
-    output_dir: Path = typer.Option(..., "--output-dir", "-o", help="Output folder."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
-    seed: int = typer.Option(0, "--seed", help="Seed (utterance k uses seed + k)."),
-    offline: bool = typer.Option(False, "--offline", help="Never touch the network."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON summary on stdout."),
+    *,
+    ctx: typer.Context,
+    checkpoint: Annotated[
+        str,
+        typer.Option(
+            "--checkpoint",
+            help="NAME | PATH | hf://org/repo/file | a training RUN folder (default: the registry default).",
+        ),
+    ] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="A prepared split: DIR/test, DIR, or a manifest .jsonl.")
+    ],
+    setting: Annotated[
+        int,
+        typer.Option(
+            "--setting", help="1: own audio as reference; 2: same speaker; 3: unseen speaker."
+        ),
+    ] = 1,
+    nfe: Annotated[
+        str,
+        typer.Option(
+            "--nfe", help="Flow-matching steps, 1-128; a comma list (8,32) = one model row each."
+        ),
+    ] = "8",
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="Only the first K utterances.")
+    ] = None,
+    audio_dir: Annotated[
+        Path,
+        typer.Option("--audio-dir", help="Score <id>.wav files from here instead of generating."),
+    ] = None,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare", help="Also ground truth, the codec ceiling and the baseline engine."
+        ),
+    ] = False,
+    oracles: Annotated[
+        bool,
+        typer.Option(
+            "--oracles",
+            help="Also the model with ground-truth durations, and with durations + content tokens.",
+        ),
+    ] = False,
+    plots: Annotated[
+        bool, typer.Option("--plots", help="Attention maps, mel spectrograms and an index.html.")
+    ] = False,
+    syncnet: Annotated[
+        str, typer.Option("--syncnet", help="SyncNet weights (PATH | hf://...) for LSE-C / LSE-D.")
+    ] = None,
+    pairs: Annotated[
+        Path,
+        typer.Option(
+            "--pairs", help="Test list: 'utt_id ref_id' per line (GRID / Chem protocols)."
+        ),
+    ] = None,
+    metrics: Annotated[
+        str,
+        typer.Option(
+            "--metrics", help="Comma list of lse,sync,boundary,wer,secs,mos (default: all)."
+        ),
+    ] = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Output folder.")],
+    device: Device = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="Seed (utterance k uses seed + k).")] = 0,
+    offline: Offline = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON summary on stdout.")] = False,
 ) -> None:
     """Evaluate dubbing: lip sync, WER, speaker similarity, DNSMOS and RTF per system."""
-    from dubcli.cli import state
-    from dubcli.commands.dub import _progress_bar
     from dubcli.errors import PartialFailure
     from dubcli.eval.report import print_table
     from dubcli.eval.runner import evaluate
@@ -73,14 +98,15 @@ def eval_command(
     if device not in DEVICES and not device.startswith("cuda:"):
         raise typer.BadParameter(f"{device!r} is not one of auto, cpu, cuda", param_hint="--device")
     nfes = _nfe_list(nfe)
-    bar, update, _ = _progress_bar(state.verbosity >= 0)
+    chatty = cli_context(ctx).chatty
+    bar, update, _ = progress_bar(chatty)
     with bar:
         result = evaluate(checkpoint, split, setting=setting, nfe=nfes, limit=limit,
                           audio_dir=audio_dir, compare=compare, plots=plots, out_dir=output_dir,
                           seed=seed, device=device, progress=update, syncnet=syncnet,
                           pairs=pairs, metrics=metrics, offline=offline,
                           oracles=oracles)  # fmt: skip
-    if state.verbosity >= 0:
+    if chatty:
         print_table(result)
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False, default=str) + "\n")

@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from dubcli.commands.common import JsonResult, cli_context
 
 LAYOUTS = ("synth", "pairs", "grid", "chem")
 SPLIT_MODES = ("auto", "folders", "hash")
@@ -35,61 +38,91 @@ def _progress_bar(enabled: bool):
 
 
 def prepare(
-    data: Path = typer.Argument(
-        None, help="The raw data: a folder (pairs, grid), a clip list (chem); none for synth."
-    ),
-    layout: str = typer.Option(..., "--layout", "-l", help="synth | pairs | grid | chem"),
-    output_dir: Path = typer.Option(
-        ..., "--output-dir", "-o", help="The prepared dataset folder (created; a rerun resumes it)."
-    ),
-    n: int = typer.Option(
-        None, "-n", min=1, help="synth: utterances to generate; others: use only the first N items."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed for generation, splits, codebooks."),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Worker processes."),
-    shard: str = typer.Option(
-        "1/1",
-        "--shard",
-        help="i/n: prepare every n-th item from the "
-        "i-th (one part per machine; merge with prepare-merge).",
-    ),
-    codec: Path = typer.Option(
-        None,
-        "--codec",
-        help="Reuse these codebooks (a codec "
-        ".safetensors) instead of fitting them on the train split.",
-    ),
-    render: bool = typer.Option(False, "--render", help="synth: also render mp4s to OUT/media."),
-    speaker: str = typer.Option(
-        None,
-        "--speaker",
-        help="pairs/chem: the speaker of every item (default: speakers.tsv, the folder name).",
-    ),
-    splits: str = typer.Option(
-        "auto",
-        "--splits",
-        help="pairs: auto | folders | hash (train/valid/test subfolders, or a seeded hash).",
-    ),
-    force: bool = typer.Option(
-        False, "--force", "-f", help="Start over: delete what an earlier prepare wrote to OUT."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="One JSON result on stdout."),
-    codebook_size: int = typer.Option(
-        1024,
-        "--codebook-size",
-        min=3,
-        hidden=True,
-        help="Codes per stream when fitting codebooks (tests).",
-    ),
-    codec_items: int = typer.Option(
-        200, "--codec-items", min=1, hidden=True, help="Train utterances the codebooks are fit on."
-    ),
-    shard_size: int = typer.Option(
-        64, "--shard-size", min=1, hidden=True, help="Utterances per shard file."
-    ),
+    *,
+    ctx: typer.Context,
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="The raw data: a folder (pairs, grid), a clip list (chem); none for synth."
+        ),
+    ] = None,
+    layout: Annotated[str, typer.Option("--layout", "-l", help="synth | pairs | grid | chem")],
+    output_dir: Annotated[
+        Path,
+        typer.Option(
+            "--output-dir", "-o", help="The prepared dataset folder (created; a rerun resumes it)."
+        ),
+    ],
+    n: Annotated[
+        int,
+        typer.Option(
+            "-n", min=1, help="synth: utterances to generate; others: use only the first N items."
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed for generation, splits, codebooks.")
+    ] = 0,
+    workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes.")] = 1,
+    shard: Annotated[
+        str,
+        typer.Option(
+            "--shard",
+            help="i/n: prepare every n-th item from the "
+            "i-th (one part per machine; merge with prepare-merge).",
+        ),
+    ] = "1/1",
+    codec: Annotated[
+        Path,
+        typer.Option(
+            "--codec",
+            help="Reuse these codebooks (a codec "
+            ".safetensors) instead of fitting them on the train split.",
+        ),
+    ] = None,
+    render: Annotated[
+        bool, typer.Option("--render", help="synth: also render mp4s to OUT/media.")
+    ] = False,
+    speaker: Annotated[
+        str,
+        typer.Option(
+            "--speaker",
+            help="pairs/chem: the speaker of every item (default: speakers.tsv, the folder name).",
+        ),
+    ] = None,
+    splits: Annotated[
+        str,
+        typer.Option(
+            "--splits",
+            help="pairs: auto | folders | hash (train/valid/test subfolders, or a seeded hash).",
+        ),
+    ] = "auto",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", "-f", help="Start over: delete what an earlier prepare wrote to OUT."
+        ),
+    ] = False,
+    as_json: JsonResult = False,
+    codebook_size: Annotated[
+        int,
+        typer.Option(
+            "--codebook-size",
+            min=3,
+            hidden=True,
+            help="Codes per stream when fitting codebooks (tests).",
+        ),
+    ] = 1024,
+    codec_items: Annotated[
+        int,
+        typer.Option(
+            "--codec-items", min=1, hidden=True, help="Train utterances the codebooks are fit on."
+        ),
+    ] = 200,
+    shard_size: Annotated[
+        int, typer.Option("--shard-size", min=1, hidden=True, help="Utterances per shard file.")
+    ] = 64,
 ) -> None:
     """Turn raw data into the prepared-dataset format that train and eval read."""
-    from dubcli.cli import state
     from dubcli.console import console
     from dubcli.data.prepare import parse_shard
     from dubcli.data.prepare import prepare as run_prepare
@@ -120,14 +153,15 @@ def prepare(
         options["speaker"] = speaker
     if layout == "pairs":
         options["splits"] = splits
-    bar, update = _progress_bar(state.verbosity >= 0)
+    chatty = cli_context(ctx).chatty
+    bar, update = _progress_bar(chatty)
     with bar:
         result = run_prepare(
             layout, data, output_dir, n=n, seed=seed, workers=workers, shard=shard, codec=codec,
             render=render, force=force, progress=update, layout_options=options,
             codec_config={"vocab": codebook_size}, codec_items=codec_items, shard_size=shard_size,
         )  # fmt: skip
-    if state.verbosity >= 0:
+    if chatty:
         c = result.counts
         console().print(
             f"{result.out}: {c['train']} train / {c['valid']} valid / {c['test']} test "
@@ -148,18 +182,20 @@ def prepare(
 
 
 def prepare_merge(
-    parts: list[Path] = typer.Argument(..., help="Folders written by prepare --shard i/n."),
-    output_dir: Path = typer.Option(..., "--output-dir", "-o", help="The merged dataset."),
-    force: bool = typer.Option(False, "--force", "-f", help="Replace a dataset in OUT."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON result on stdout."),
+    *,
+    ctx: typer.Context,
+    parts: Annotated[list[Path], typer.Argument(help="Folders written by prepare --shard i/n.")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="The merged dataset.")],
+    force: Annotated[bool, typer.Option("--force", "-f", help="Replace a dataset in OUT.")] = False,
+    as_json: JsonResult = False,
 ) -> None:
     """Merge the part folders of `prepare --shard i/n` runs into one prepared dataset."""
-    from dubcli.cli import state
     from dubcli.console import console
     from dubcli.data.merge import merge_prepared
 
+    chatty = cli_context(ctx).chatty
     res = merge_prepared(parts, output_dir, force=force)
-    if state.verbosity >= 0:
+    if chatty:
         missing = f", missing parts {list(res.missing_parts)}" if res.missing_parts else ""
         console().print(f"{res.out}: {res.utterances} utterances, {res.hours:.2f} h{missing}",
                         markup=False)  # fmt: skip

@@ -9,48 +9,69 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from dubcli.commands.common import Device, JsonResult, cli_context
 
 STAGES = ("tts", "dub")
 DEVICES = ("auto", "cpu", "cuda")
 
 
 def train(
-    stage: str = typer.Option(..., "--stage", help="tts (stage 1) | dub (stage 2)."),
-    data: Path = typer.Option(..., "--data", help="A prepared dataset folder (dubcli prepare)."),
-    output: Path = typer.Option(..., "--output", "-o", help="The run folder to write."),
-    config: str = typer.Option(
-        None,
-        "--config",
-        help="tiny | small | paper | FILE.toml (default: small; stage 2: the stage-1 run's).",
-    ),
-    init_from: Path = typer.Option(
-        None, "--init-from", help="Stage 2: the stage-1 run folder or checkpoint to start from."
-    ),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
-    steps: int = typer.Option(
-        None,
-        "--steps",
-        min=1,
-        help="Optimizer steps (overrides the config; alone: no epoch limit).",
-    ),
-    epochs: int = typer.Option(
-        None, "--epochs", min=1, help="Passes over the train split (alone: no step limit)."
-    ),
-    batch_tokens: int = typer.Option(
-        None, "--batch-tokens", min=16, help="Token budget per batch (padded size)."
-    ),
-    lr: float = typer.Option(None, "--lr", min=0.0, help="Peak learning rate."),
-    seed: int = typer.Option(None, "--seed", help="Seed for weights, data order and noise."),
-    resume: bool = typer.Option(False, "--resume", help="Continue RUN exactly where it stopped."),
-    force: bool = typer.Option(False, "--force", "-f", help="Start RUN over if it exists."),
-    export: Path = typer.Option(
-        None,
-        "--export",
-        help="Also write an inference checkpoint (fp16, self-contained) here at the end.",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="One JSON result on stdout."),
+    *,
+    ctx: typer.Context,
+    stage: Annotated[str, typer.Option("--stage", help="tts (stage 1) | dub (stage 2).")],
+    data: Annotated[
+        Path, typer.Option("--data", help="A prepared dataset folder (dubcli prepare).")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The run folder to write.")],
+    config: Annotated[
+        str,
+        typer.Option(
+            "--config",
+            help="tiny | small | paper | FILE.toml (default: small; stage 2: the stage-1 run's).",
+        ),
+    ] = None,
+    init_from: Annotated[
+        Path,
+        typer.Option(
+            "--init-from", help="Stage 2: the stage-1 run folder or checkpoint to start from."
+        ),
+    ] = None,
+    device: Device = "auto",
+    steps: Annotated[
+        int,
+        typer.Option(
+            "--steps", min=1, help="Optimizer steps (overrides the config; alone: no epoch limit)."
+        ),
+    ] = None,
+    epochs: Annotated[
+        int,
+        typer.Option("--epochs", min=1, help="Passes over the train split (alone: no step limit)."),
+    ] = None,
+    batch_tokens: Annotated[
+        int, typer.Option("--batch-tokens", min=16, help="Token budget per batch (padded size).")
+    ] = None,
+    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate.")] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed for weights, data order and noise.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue RUN exactly where it stopped.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Start RUN over if it exists.")
+    ] = False,
+    export: Annotated[
+        Path,
+        typer.Option(
+            "--export",
+            help="Also write an inference checkpoint (fp16, self-contained) here at the end.",
+        ),
+    ] = None,
+    as_json: JsonResult = False,
 ) -> None:
     """Train DiFlowDubber: stage 1 (zero-shot TTS) or stage 2 (video dubbing)."""
     if stage not in STAGES:
@@ -61,7 +82,6 @@ def train(
         raise typer.BadParameter("--resume and --force exclude each other", param_hint="--force")
     if lr is not None and lr <= 0:
         raise typer.BadParameter("must be > 0", param_hint="--lr")
-    from dubcli.cli import state
     from dubcli.train.run import train as run_training
 
     result = run_training(
@@ -79,7 +99,7 @@ def train(
         resume=resume,
         force=force,
         export=export,
-        progress=state.verbosity >= 0,
+        progress=cli_context(ctx).chatty,
     )
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return

@@ -34,8 +34,9 @@ from dubcli.data.manifest import (
     read_manifest,
     write_dataset_info,
 )
-from dubcli.data.writer import file_sha256, folder_lock, summarize
+from dubcli.data.writer import folder_lock, summarize
 from dubcli.errors import InputError, OutputError
+from dubcli.hashing import sha256_file
 
 SAME = ("layout", "source", "seed", "layout_options", "render", "features_version", "phoneme_vocab",
         "phoneme_edges")  # fmt: skip
@@ -94,7 +95,7 @@ def merge_prepared(
         if i in seen_parts:
             raise InputError(f"{p}: part {i}/{n} is also {seen_parts[i]}")
         seen_parts[i] = p
-    shas = [file_sha256(p / CODEC_FILE) for p in parts]
+    shas = [sha256_file(p / CODEC_FILE) for p in parts]
     for p, sha in zip(parts[1:], shas[1:], strict=True):
         if sha != shas[0]:
             raise InputError(

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dubcli.audio.util import warp_envelope
+
 FRAME_MS = 5.0
 F0_FLOOR, F0_CEIL = 50.0, 600.0
 
@@ -30,22 +32,6 @@ def _pyworld():
         import pyworld
 
     return pyworld
-
-
-def warp_envelope(env: np.ndarray, vtl: float) -> np.ndarray:
-    """env (frames, bins) over 0..Nyquist -> the envelope with formants moved by `vtl`.
-
-    out(f) = env(f / vtl), interpolated in the log domain; beyond the top bin the edge value.
-    """
-    if vtl == 1.0:
-        return env
-    bins = env.shape[1]
-    src = np.arange(bins) / vtl
-    i0 = np.clip(np.floor(src).astype(int), 0, bins - 2)
-    frac = np.clip(src - i0, 0.0, 1.0)[None, :]
-    log_env = np.log(np.maximum(env, 1e-16))
-    out = log_env[:, i0] * (1 - frac) + log_env[:, i0 + 1] * frac
-    return np.exp(out)
 
 
 def reshape_f0(

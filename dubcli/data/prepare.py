@@ -49,13 +49,13 @@ from dubcli.data.manifest import (
 from dubcli.data.workers import WorkResult, audio_job, pool_map, results
 from dubcli.data.writer import (
     ShardWriter,
-    file_sha256,
     folder_lock,
     remove_orphan_shards,
     shard_tag,
     summarize,
 )
 from dubcli.errors import InputError, OutputError
+from dubcli.hashing import sha256_file
 
 log = get_logger(__name__)
 
@@ -366,7 +366,7 @@ def _codec_info(path: Path, codec) -> dict[str, Any]:
         "version": codec.version,
         "vocab": int(codec.vocab),
         "speaker_dim": int(codec.speaker_dim),
-        "sha256": file_sha256(path),
+        "sha256": sha256_file(path),
     }
 
 

@@ -12,7 +12,6 @@ Shard files are named `shards/<split>-<tag><k:05d>.safetensors`, tag "" for a wh
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -33,14 +32,6 @@ from dubcli.data.manifest import (
 from dubcli.errors import OutputError
 
 LOCK_FILE = ".prepare.lock"
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def summarize(utts: Iterable[Utterance]) -> dict[str, Any]:

@@ -124,12 +124,14 @@ class BatchResult:
 def dub_batch(
     input: str | os.PathLike,
     text: str | os.PathLike | None,
+    config=None,
     *,
     out_dir: str | os.PathLike | None = None,
     on_item: Callable[[int, int, BatchItem], None] | None = None,
     **kwargs,
 ) -> BatchResult:
-    """Dub every paired item; kwargs go to dub_video (refs, engine, background, force, ...).
+    """Dub every paired item with dub_video: `config` (a DubConfig) and kwargs (progress, or
+    DubConfig fields such as refs, engine, background, force) go to it.
 
     on_item(i, n, item) is called before each item (progress display)."""
     from dubcli.dubbing.pipeline import dub_video
@@ -146,7 +148,7 @@ def dub_batch(
             results.append(ItemResult(item.video, None, "failed", item.problem, 3))
             continue
         try:
-            res = dub_video(item.video, item.subtitles, out_dir=out_dir, **kwargs)
+            res = dub_video(item.video, item.subtitles, config, out_dir=out_dir, **kwargs)
         except DubcliError as exc:
             if Interrupted.pending is not None:  # a library swallowed the signal's exception
                 raise Interrupted(Interrupted.pending) from exc

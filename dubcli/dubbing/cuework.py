@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from dubcli.console import get_logger
-from dubcli.dubbing.engine import CueJob, Engine
 from dubcli.dubbing.loudness import integrated_loudness
 from dubcli.dubbing.plan import MAX_WIDEN, CueWindow, lip_activity, widen_to_activity
-from dubcli.dubbing.sync import sync_estimate
 from dubcli.dubbing.voices import Voice
+from dubcli.engines.base import CueJob, Engine
+from dubcli.engines.sync import sync_estimate
 from dubcli.fsutil import atomic_path
-from dubcli.timing import SAMPLE_RATE, VIDEO_FPS, frames_for_seconds
+from dubcli.timing import SAMPLE_RATE, VIDEO_FPS, Timer, frames_for_seconds
 
 log = get_logger(__name__)
 
@@ -48,12 +48,18 @@ class Timers:
     def add(self, stage: str, dt: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
 
+    @contextlib.contextmanager
+    def stage(self, stage: str) -> Iterator[None]:
+        """`with timers.stage("mux"): ...`: the block's wall time counts for `stage`."""
+        with Timer() as t:
+            yield
+        self.add(stage, t.seconds)
+
     def timed(self, stage: str, it: Iterator) -> Iterator:
         """Wrap an iterator so the time spent producing its items counts for `stage`."""
         while True:
-            t = time.perf_counter()
-            item = next(it, None)
-            self.add(stage, time.perf_counter() - t)
+            with self.stage(stage):
+                item = next(it, None)
             if item is None:
                 return
             yield item
@@ -191,9 +197,8 @@ def synthesize_cue(
 
     job = CueJob(window.index, window.text, window.phonemes, window.start, window.end, nv,
                  lip, face, voice.wav, voice.ident, window.speaker, seed + window.index, nfe)  # fmt: skip
-    t = time.perf_counter()
-    audio = engine.synthesize_cue(job)
-    timers.add("engine", time.perf_counter() - t)
+    with timers.stage("engine"):
+        audio = engine.synthesize_cue(job)
     wav, gain = level(np.asarray(audio.wav, np.float32).reshape(-1))
     onset, offset = speech_extent(wav)
     sync = sync_estimate(ap_w, valid_w, wav) if lip is not None else None

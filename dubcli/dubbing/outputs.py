@@ -24,13 +24,13 @@ Decision (`decide`), before any work, under the output's lock:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from dubcli.errors import InputError, OutputError
+from dubcli.hashing import sha256_file
 
 MUXABLE = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
 VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv")
@@ -91,14 +91,10 @@ def output_paths(
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
+        return sha256_file(path)
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    return digest.hexdigest()
 
 
 def _file_id(path: Path, what: str) -> dict:

@@ -28,16 +28,16 @@ work folder; the mix streams in blocks), never by the video's length.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dubcli.console import get_logger
-from dubcli.dubbing.engine import engine_identity
+from dubcli.dubbing.config import DubConfig
 from dubcli.dubbing.outputs import (
     DubOutputs,
     decide,
@@ -47,8 +47,9 @@ from dubcli.dubbing.outputs import (
     run_identity,
 )
 from dubcli.dubbing.plan import DubPlan
+from dubcli.engines.choose import engine_identity
 from dubcli.errors import InputError, Interrupted, OutputError
-from dubcli.fsutil import file_lock, sweep_partials
+from dubcli.fsutil import file_lock, remove_workdir, sweep_partials
 
 log = get_logger(__name__)
 
@@ -98,32 +99,23 @@ def is_complete(outputs: DubOutputs) -> bool:
 def dub_video(
     video: str | os.PathLike,
     subtitles: str | os.PathLike,
+    config: DubConfig | None = None,
     *,
-    refs: Sequence[str] = (),
-    engine: str | None = None,
-    checkpoint: str | None = None,
-    offline: bool = False,
     out_dir: str | os.PathLike | None = None,
-    background: str = "duck",
-    lufs: float | None = -16.0,
-    keep_original: bool = False,
-    widen_to_lips: bool = False,
-    nfe: int = 8,
-    seed: int = 0,
-    device: str = "auto",
-    force: bool = False,
-    dry_run: bool = False,
     progress: Progress | None = None,
+    **options,
 ) -> DubResult:
-    """Dub one video (see module doc). refs: '--ref' values, 'voice.wav' or 'NAME=voice.wav';
-    none = the video's own speech. engine None = the default rule of dubbing.engine.
-    Raises InputError / DependencyError / CheckpointError / OutputError / ProcessingError."""
+    """Dub one video (see module doc) as `config` says (a DubConfig; `options` are DubConfig
+    fields put in place, e.g. refs=["voice.wav"], engine="baseline"). out_dir None = the
+    video's folder. Raises InputError / DependencyError / CheckpointError / OutputError /
+    ProcessingError."""
     from dubcli import media
-    from dubcli.dubbing.engine import choose_engine
     from dubcli.dubbing.plan import plan_cues
+    from dubcli.engines.choose import choose_engine
     from dubcli.text.subtitles import read_cues
 
     t_start = time.perf_counter()
+    config = DubConfig.of(config, **options)
     video, subtitles = Path(video), Path(subtitles)
     info = media.probe(video)  # InputError: missing, truncated, not media
     if not info.has_video:
@@ -133,22 +125,24 @@ def dub_video(
     outputs = output_paths(video, out_dir)
     if outputs.video.resolve() == video.resolve():
         raise OutputError(f"{outputs.video}: the output would overwrite the input")
-    engine_name, why = choose_engine(engine, checkpoint)
+    engine_name, why = choose_engine(config.engine, config.checkpoint)
     if why:
         log.info("%s", why)
+    config = dataclasses.replace(config, engine=engine_name)  # the engine chosen, from here on
     from dubcli.dubbing.cuework import Timers
 
     timers = Timers()
-    if dry_run:
+    if config.dry_run:
         plan = plan_cues(cues, info.duration)
         return DubResult(video, subtitles, "planned", outputs, engine_name, plan,
                          seconds=time.perf_counter() - t_start, warnings=plan.warnings)  # fmt: skip
-    settings = {**engine_identity(engine_name, checkpoint=checkpoint, offline=offline,
-                                  device=device),
-                "refs": reference_ids(refs), "background": background, "lufs": lufs,
-                "keep_original": keep_original, "widen_to_lips": widen_to_lips}  # fmt: skip
+    settings = {**engine_identity(engine_name, checkpoint=config.checkpoint,
+                                  offline=config.offline, device=config.device),
+                "refs": reference_ids(config.refs), "background": config.background,
+                "lufs": config.lufs, "keep_original": config.keep_original,
+                "widen_to_lips": config.widen_to_lips}  # fmt: skip
     if engine_name == "diflow":  # the baseline engine draws no random numbers and has no steps
-        settings |= {"nfe": nfe, "seed": seed}
+        settings |= {"nfe": config.nfe, "seed": config.seed}
 
     def waiting(holder: str) -> None:
         log.warning("%s: another dubcli run (%s) is writing these outputs; waiting for it to "
@@ -162,7 +156,7 @@ def dub_video(
                 for p in sweep_partials(path):
                     log.info("%s: removed, left by a run that was killed", p)
             identity = run_identity(video, subtitles, out_dir, settings)
-            decision = decide(outputs, identity, force=force)
+            decision = decide(outputs, identity, force=config.force)
             if decision.action == "skip":
                 remove_workdir(outputs.work)  # a leftover of a run killed after its report
                 log.info("%s: already dubbed with these subtitles and options (%s); skipped "
@@ -181,12 +175,8 @@ def dub_video(
                 raise InputError(no_cue_message(subtitles, plan))
             from dubcli.dubbing.render import run_dub
 
-            report = run_dub(video, subtitles, info, plan, outputs, engine_name=engine_name,
-                             checkpoint=checkpoint, offline=offline, refs=refs,
-                             background=background, lufs=lufs, keep_original=keep_original,
-                             widen=widen_to_lips, nfe=nfe, seed=seed, device=device,
-                             progress=progress, timers=timers, identity=identity,
-                             redo=decision.reasons)  # fmt: skip
+            report = run_dub(video, subtitles, info, plan, outputs, config, progress=progress,
+                             timers=timers, identity=identity, redo=decision.reasons)  # fmt: skip
             done = True
     except (KeyboardInterrupt, Interrupted):
         raise  # the work folder stays: a rerun reuses its finished cues
@@ -236,7 +226,3 @@ def _remove_empty(folders: list[Path]) -> None:
             p.rmdir()
         except OSError:
             return  # not empty (or gone): leave it and its parents
-
-
-def remove_workdir(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

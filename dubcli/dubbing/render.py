@@ -11,7 +11,6 @@ OutputError (exit 6) naming the file.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,8 +18,10 @@ import numpy as np
 
 from dubcli.console import get_logger
 from dubcli.dubbing import cuework
+from dubcli.dubbing.config import DubConfig
 from dubcli.dubbing.plan import DubPlan, summarize
 from dubcli.errors import raise_if_interrupted
+from dubcli.fsutil import remove_workdir
 
 log = get_logger(__name__)
 
@@ -31,18 +32,8 @@ def run_dub(
     info,
     plan: DubPlan,
     outputs,
+    config: DubConfig,
     *,
-    engine_name: str,
-    checkpoint: str | None,
-    offline: bool,
-    refs: Sequence[str],
-    background: str,
-    lufs: float | None,
-    keep_original: bool,
-    widen: bool,
-    nfe: int,
-    seed: int,
-    device: str,
     progress,
     timers: cuework.Timers | None = None,
     identity: dict | None = None,
@@ -51,26 +42,30 @@ def run_dub(
     """Everything after planning; returns the report (also written to outputs.report).
     identity: what outputs.run_identity recorded for this run; redo: why it redoes old outputs."""
     from dubcli import media
-    from dubcli.dubbing.engine import create_engine
     from dubcli.dubbing.mix import MIX_RATE, render_mix, resolve_background
     from dubcli.dubbing.outputs import file_stats, pending_report
     from dubcli.dubbing.timeline import TimelineRenderer, place
     from dubcli.dubbing.voices import load_voices, video_voices
+    from dubcli.engines.choose import create_engine
     from dubcli.fsutil import atomic_write_text, is_write_error, write_error
     from dubcli.text.subtitles import Cue, write_srt
 
+    engine_name, checkpoint, offline, device = (config.engine, config.checkpoint, config.offline,
+                                                config.device)  # fmt: skip
+    refs, background, lufs, keep_original = (config.refs, config.background, config.lufs,
+                                             config.keep_original)  # fmt: skip
+    widen, nfe, seed = config.widen_to_lips, config.nfe, config.seed
     timers = timers or cuework.Timers()
     warnings = list(plan.warnings)
-    t = time.perf_counter()
-    engine = create_engine(engine_name, checkpoint=checkpoint, offline=offline, device=device)
-    if refs:
-        voices = load_voices(refs)
-    else:
-        voices = video_voices(video, [(w.speaker, w.start, w.end) for w in plan.windows])
-    for msg in voices.check([w.speaker for w in plan.windows]):
-        log.warning("%s: %s", video, msg)
-        warnings.append(msg)
-    timers.add("voices", time.perf_counter() - t)
+    with timers.stage("voices"):
+        engine = create_engine(engine_name, checkpoint=checkpoint, offline=offline, device=device)
+        if refs:
+            voices = load_voices(refs)
+        else:
+            voices = video_voices(video, [(w.speaker, w.start, w.end) for w in plan.windows])
+        for msg in voices.check([w.speaker for w in plan.windows]):
+            log.warning("%s: %s", video, msg)
+            warnings.append(msg)
 
     work = outputs.work
     try:
@@ -159,18 +154,17 @@ def run_dub(
         source = None
         if bg.mode != "drop":
             source = media.iter_audio_blocks(video, MIX_RATE, block_seconds=10.0, mono=False)
-        t = time.perf_counter()
         try:  # its first pass writes a float temporary the size of the track
-            mix = render_mix(
-                outputs.wav, total=total, dub=timeline.render, background=source, bg=bg,
-                intervals=intervals, lufs=lufs, force=True, tmp_dir=work,
-                progress=(lambda d, n: progress("mix", d, n)) if progress else None,
-            )  # fmt: skip
+            with timers.stage("mix"):
+                mix = render_mix(
+                    outputs.wav, total=total, dub=timeline.render, background=source, bg=bg,
+                    intervals=intervals, lufs=lufs, force=True, tmp_dir=work,
+                    progress=(lambda d, n: progress("mix", d, n)) if progress else None,
+                )  # fmt: skip
         except Exception as exc:
             if is_write_error(exc):
                 raise write_error(outputs.wav, exc) from exc
             raise
-        timers.add("mix", time.perf_counter() - t)
 
         srt_cues = []
         for r in records:
@@ -184,11 +178,11 @@ def run_dub(
         else:
             atomic_write_text(outputs.srt, "\n")
         raise_if_interrupted()
-        t = time.perf_counter()
-        if progress:
-            progress("mux", 0, 1)
-        media.mux_audio(video, outputs.wav, outputs.video, keep_original=keep_original, force=True)
-        timers.add("mux", time.perf_counter() - t)
+        with timers.stage("mux"):
+            if progress:
+                progress("mux", 0, 1)
+            media.mux_audio(video, outputs.wav, outputs.video, keep_original=keep_original,
+                            force=True)  # fmt: skip
         if progress:
             progress("mux", 1, 1)
 
@@ -204,7 +198,6 @@ def run_dub(
             raise write_error(getattr(exc, "filename", None) or outputs.report.parent,
                               exc) from exc  # fmt: skip
         raise
-    from dubcli.dubbing.pipeline import remove_workdir
 
     remove_workdir(work)
     return report

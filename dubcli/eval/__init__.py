@@ -1,6 +1,6 @@
 """Evaluation metrics (paper 4.2; DESIGN 2 table, "eval" rows). One metric per module:
 
-- sync.py     landmark lip-sync (mouth aperture vs speech envelope) and phone-boundary error
+- sync.py     landmark lip-sync summaries (the metric: dubcli.engines.sync) and phone-boundary error
 - syncnet.py  LSE-C / LSE-D with SyncNet weights (syncnet_python protocol), when weights exist
 - wer.py      corpus WER + offline recognizers (pocketsphinx grammar, cached Whisper)
 - secs.py     speaker similarity (resemblyzer d-vectors)

@@ -26,20 +26,15 @@ from typing import Any
 
 import numpy as np
 
+from dubcli.audio.util import fit_length
 from dubcli.console import get_logger
 from dubcli.data.manifest import ShardReader, Utterance
 from dubcli.errors import DubcliError, InputError
-from dubcli.timing import SAMPLE_RATE, VIDEO_FPS
+from dubcli.timing import SAMPLES_PER_FRAME
 
 log = get_logger(__name__)
 
-SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS
 _SYNTH_ID = re.compile(r"^synth-(train|valid|test)-s(\d+)-(\d{6})$")
-
-
-def fit_length(wav: np.ndarray, n: int) -> np.ndarray:
-    wav = np.asarray(wav, np.float32).reshape(-1)
-    return wav[:n] if len(wav) >= n else np.pad(wav, (0, n - len(wav)))
 
 
 def aperture_from_lip(lip: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:

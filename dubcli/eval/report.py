@@ -53,7 +53,7 @@ def summarize(
 ) -> dict[str, dict[str, Any]]:
     """Per system: utterances ok / failed, mean and count of each metric, corpus WER, pooled
     RTF, and how often each metric group could not be computed."""
-    from dubcli.eval.runner import label
+    from dubcli.eval.systems import label
     from dubcli.eval.wer import corpus_wer
 
     out: dict[str, dict[str, Any]] = {}
@@ -152,6 +152,7 @@ def print_table(result, console=None) -> None:
     from rich.table import Table
 
     from dubcli.console import console as default_console
+    from dubcli.console import print_table as print_whole
 
     con = console or default_console()
     table = Table(title=f"dubcli eval: Setting {result.setting}, {result.n_utterances} "
@@ -165,7 +166,7 @@ def print_table(result, console=None) -> None:
     table.add_column("ok", justify="right", no_wrap=True)
     for row in rows:
         table.add_row(_short_label(row[0]), *(row[1 + i] for i in keep), row[-1])
-    con.print(table)
+    print_whole(table, con)
     con.print(setup_line(result), markup=False, highlight=False)
     if dropped:
         con.print(f"not measured: {', '.join(dropped)}", markup=False, highlight=False)

@@ -7,34 +7,12 @@ the parameter count with every number so tables say what they compare.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-
-class Timer:
-    """`with Timer() as t: ...; t.seconds` (wall clock, perf_counter).
-
-    Pass `sync=torch.cuda.synchronize` (or any callable) to wait for queued GPU work at both
-    ends, otherwise asynchronous kernels are not counted.
-    """
-
-    def __init__(self, sync: Any = None):
-        self._sync = sync
-        self.seconds = 0.0
-        self._t0: float | None = None
-
-    def __enter__(self) -> Timer:
-        if self._sync is not None:
-            self._sync()
-        self._t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._sync is not None:
-            self._sync()
-        self.seconds = time.perf_counter() - (self._t0 or 0.0)
+from dubcli.device import device_name as device_name  # noqa: F401 (re-exported)
+from dubcli.timing import Timer as Timer  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -91,14 +69,3 @@ def total_rtf(items: Iterable[RealTimeFactor]) -> RealTimeFactor:
 def count_parameters(model: Any, *, trainable_only: bool = False) -> int:
     """Number of parameters of a torch module (all, or only those requiring grad)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def device_name(device: Any) -> str:
-    """'cpu', or 'cuda:0 (NVIDIA A100-SXM4-40GB)' for a CUDA device."""
-    import torch
-
-    dev = torch.device(device)
-    if dev.type == "cuda" and torch.cuda.is_available():
-        idx = dev.index if dev.index is not None else torch.cuda.current_device()
-        return f"cuda:{idx} ({torch.cuda.get_device_name(idx)})"
-    return str(dev)

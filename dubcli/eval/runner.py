@@ -6,7 +6,7 @@ Per utterance of the split (pairs and Settings: splits.py), the systems, in tabl
   gt        its own audio (groundtruth.py says where it comes from)
   codec     its prepared tokens decoded by the dataset's codec: the ceiling of any token model
   baseline  the baseline engine (espeak-ng + WORLD) saying its text in its window, with the
-            Setting's reference voice (dubbing/baseline.py)
+            Setting's reference voice (engines/baseline.py)
   model     Dubber.dub with its phonemes, the shard's lip/face features and the Setting's
             reference (or, with audio_dir, the file <id>.wav found there)
   oracle-dur      the model with the ground-truth frames per phoneme in place of the
@@ -43,32 +43,12 @@ import numpy as np
 
 from dubcli.console import get_logger
 from dubcli.errors import DependencyError, DubcliError, InputError, OutputError
+from dubcli.eval.systems import ORACLES, SYSTEMS, is_model, label, model_systems  # noqa: F401
 from dubcli.timing import SAMPLE_RATE, VIDEO_FPS
 
 log = get_logger(__name__)
 
-SYSTEMS = ("gt", "codec", "baseline", "model")
-ORACLES = ("oracle-dur", "oracle-content")
-LABELS = {"gt": "Ground truth", "codec": "Codec (ceiling)", "baseline": "Baseline",
-          "model": "DiFlowDubber", "oracle-dur": "Oracle: GT durations",
-          "oracle-content": "Oracle: GT durations + content"}  # fmt: skip
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-MODEL_PREFIX = "model-nfe"  # the model's system name per NFE when several are evaluated
-
-
-def model_systems(nfes: Sequence[int]) -> tuple[str, ...]:
-    """("model",) for one NFE, else ("model-nfe8", "model-nfe32", ...)."""
-    return ("model",) if len(nfes) == 1 else tuple(f"{MODEL_PREFIX}{n}" for n in nfes)
-
-
-def label(system: str) -> str:
-    if system.startswith(MODEL_PREFIX):
-        return f"{LABELS['model']} NFE {system[len(MODEL_PREFIX) :]}"
-    return LABELS.get(system, system)
-
-
-def is_model(system: str) -> bool:
-    return system == "model" or system.startswith(MODEL_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -182,7 +162,7 @@ def evaluate(
     codec = _dataset_codec(root, dubber) if "codec" in systems else None
     baseline = None
     if "baseline" in systems:
-        from dubcli.dubbing.baseline import BaselineEngine
+        from dubcli.engines.baseline import BaselineEngine
 
         baseline = BaselineEngine()
     gt = GroundTruth(root, info)
@@ -264,7 +244,7 @@ class _Context:
         self._nfe = dict(zip(model_systems(nfes), nfes, strict=True))  # model system -> its NFE
 
     def produce(self, system, k, utt, ref, gt_wav, ref_wav, lip, face) -> Produced:
-        from dubcli.eval.groundtruth import fit_length
+        from dubcli.audio.util import fit_length
         from dubcli.eval.rtf import Timer
 
         n = utt.n_frames * (SAMPLE_RATE // VIDEO_FPS)
@@ -278,7 +258,7 @@ class _Context:
                 wav = self.codec.decode(tokens)
             return Produced(fit_length(wav, n), None, t.seconds)
         if system == "baseline":
-            from dubcli.dubbing.engine import CueJob
+            from dubcli.engines.base import CueJob
 
             job = CueJob(k, utt.text, tuple(utt.phonemes), 0.0, utt.n_frames / VIDEO_FPS,
                          utt.n_frames, lip, face, ref_wav, ref.id, seed=self.seed + k,
@@ -315,7 +295,7 @@ class _Context:
 
     def _from_dir(self, utt, n: int) -> Produced:
         from dubcli.audio.io import load_audio
-        from dubcli.eval.groundtruth import fit_length
+        from dubcli.audio.util import fit_length
 
         path = self.audio_dir / f"{utt.id}.wav"
         if not path.is_file():

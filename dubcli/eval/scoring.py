@@ -5,7 +5,7 @@ Dimensions: nv video frames (25 fps), s samples (16 kHz), e speaker embedding wi
 Metric groups (`--metrics`, all by default) and the keys they fill:
   lse       lse_c, lse_d        SyncNet (syncnet.py) on face crops of the utterance's video, only
                                 with SyncNet weights (--syncnet) and a video (SynthDub: --render)
-  sync      av_offset, av_abs_offset, av_conf   landmark sync (sync.py): the shard's mouth
+  sync      av_offset, av_abs_offset, av_conf   landmark sync (engines/sync.py): the shard's mouth
                                 aperture vs the audio; offset in frames, > 0 = the audio lags
                                 the lips; |offset| too, since a mean of signed offsets can
                                 hide large ones of both signs
@@ -195,7 +195,7 @@ class Scorer:
         return got
 
     def _sync(self, s: Scores, utt: Utterance, wav: np.ndarray, aperture: np.ndarray) -> None:
-        from dubcli.eval.sync import landmark_sync
+        from dubcli.engines.sync import landmark_sync
 
         r = landmark_sync(aperture, wav, name=utt.id)
         offset = float(r.offset_frames)

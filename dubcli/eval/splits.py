@@ -26,7 +26,6 @@ lists it among the failures.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from pathlib import Path
 
 from dubcli.data.manifest import Utterance
 from dubcli.errors import InputError
+from dubcli.hashing import seeded_hash
 
 SETTINGS = (1, 2, 3)
 SETTINGS_FILE = "settings.json"
@@ -141,7 +141,7 @@ def derive_settings(
 
 
 def _pick(key: str, seed: int, candidates: list[Utterance]) -> Utterance:
-    h = int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "big")
+    h = seeded_hash(key, seed)
     return sorted(candidates, key=lambda u: u.id)[h % len(candidates)]
 
 

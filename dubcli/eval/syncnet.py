@@ -33,7 +33,7 @@ from torch import nn
 
 from dubcli.console import get_logger
 from dubcli.errors import CheckpointError, InputError
-from dubcli.timing import SAMPLE_RATE, VIDEO_FPS
+from dubcli.timing import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 log = get_logger(__name__)
 
@@ -43,7 +43,6 @@ CROP = 224  # face crop size
 WINDOW_FRAMES = 5  # video frames per SyncNet input
 MFCC_PER_FRAME = 4  # 100 Hz MFCCs per 25 fps video frame
 MFCC_WINDOW = WINDOW_FRAMES * MFCC_PER_FRAME  # 20
-SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS  # 640
 
 
 class SyncNet(nn.Module):

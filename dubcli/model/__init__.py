@@ -9,6 +9,7 @@ One concept per file; nothing is imported here so that `import dubcli.model` sta
 - upsample.py   learnable interpolation-convolution upsampler, e.g. 25 fps -> 80 tokens/s (B.2.2)
 - dit.py        DiT block with adaLN-zero, DiT stack with long skip, time embedding (B.2.1)
 - dfm.py        discrete flow matching: masked mixture path, CE loss (eq. 1), Euler sampler
+- loading.py    `load_model(spec, device)`: every way to name a model, verified and rebuilt
 
 Dimension legend used by every tensor file here: b batch, n speech tokens, nt phonemes,
 nv video frames, d width, q codebook streams, h heads, hd head width, V vocabulary size.

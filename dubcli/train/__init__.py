@@ -8,10 +8,10 @@ One concept per file; nothing heavy is imported here (the CLI imports this packa
 - optim.py        AdamW, warm-up + cosine/linear schedule (paper B.3), EMA of weights
 - state.py        training checkpoints (model, optimizer, EMA, RNG, data position; no pickles)
 - rng.py          RNG states as tensors; isolated RNG for validation
-- distributed.py  device choice, ranks, process group, collectives
+- distributed.py  ranks, process group, collectives (device choice: dubcli.device)
 - metrics.py      metrics.jsonl and loss.png
 - progress.py     loss averaging windows and the rich progress bar
-- export.py       fp16 self-contained inference checkpoints and `load_inference_model`
+- export.py       fp16 self-contained inference checkpoints (read by dubcli.model.loading)
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def __getattr__(name: str) -> Any:
 
         return train
     if name == "load_inference_model":
-        from dubcli.train.export import load_inference_model
+        from dubcli.model.loading import load_inference_model
 
         return load_inference_model
     raise AttributeError(name)

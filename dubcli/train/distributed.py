@@ -13,6 +13,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from dubcli.device import resolve_device as resolve_device  # noqa: F401 (D.resolve_device)
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -27,21 +29,6 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """auto | cpu | cuda | cuda:N -> a torch device (auto: this rank's GPU when there is one)."""
-    from dubcli.errors import DependencyError, InputError
-
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DependencyError("--device cuda: this torch build sees no CUDA device")
-        return torch.device(spec if ":" in spec else f"cuda:{local_rank}")
-    if spec != "cpu":
-        raise InputError(f"--device {spec}: unknown device (auto, cpu, cuda)")
-    return torch.device("cpu")
 
 
 def dist_info_from_env() -> DistInfo:

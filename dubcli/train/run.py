@@ -113,7 +113,7 @@ def train(
             ck = load_train_checkpoint(run)
             if ck.metadata.get("stage") != stage:
                 raise InputError(f"{run}: is a '{ck.metadata.get('stage')}' run, not '{stage}'")
-            from dubcli.train.export import rebuild_model
+            from dubcli.model.loading import rebuild_model
 
             model = rebuild_model(stage, ck.metadata.get("model_config"), str(ck.path))
             loop = _with_limits(LoopConfig(**_tuples(ck.metadata["loop"])), steps, epochs)
@@ -349,7 +349,7 @@ def _initial_model(stage: str, cfg, init_from):
         return build_model(cfg, stage)
     path = _stage1_path(init_from)
     meta = _stage1_meta(init_from)
-    from dubcli.train.export import EXPORT_KIND, load_inference_model, rebuild_model
+    from dubcli.model.loading import EXPORT_KIND, load_inference_model, rebuild_model
     from dubcli.train.state import load_train_checkpoint
 
     if meta.get("kind") == EXPORT_KIND:

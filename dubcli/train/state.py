@@ -25,9 +25,8 @@ from torch import Tensor, nn
 from dubcli.checkpoint import load_checkpoint, save_checkpoint
 from dubcli.errors import CheckpointError, OutputError
 from dubcli.fsutil import atomic_path
+from dubcli.model.loading import LAST, TRAIN_KIND, training_file
 
-TRAIN_KIND = "dubcli-train"
-LAST = "last.safetensors"
 _CKPT_RE = re.compile(r"^ckpt-(\d+)\.safetensors$")
 
 
@@ -166,11 +165,7 @@ def rotate_checkpoints(run: str | os.PathLike, keep_last: int) -> None:
 
 def load_train_checkpoint(path: str | os.PathLike) -> TrainCheckpoint:
     """A training checkpoint file, or a run folder (its last.safetensors)."""
-    path = Path(path)
-    if path.is_dir():
-        if not (path / LAST).is_file():
-            raise CheckpointError(f"{path}: run folder without {LAST} (nothing to resume)")
-        path = path / LAST
+    path = training_file(path, "nothing to resume")
     ck = load_checkpoint(path, expect_kind=TRAIN_KIND)
     parts: dict[str, dict[str, Tensor]] = {"model": {}, "optim": {}, "ema": {}}
     rng: dict[int, dict[str, Tensor]] = {}

@@ -20,7 +20,6 @@ corpus), chem (a clip list: Chem / V2C style). `make_layout(name, data, **option
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import re
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dubcli.errors import InputError
+from dubcli.hashing import seeded_hash
 from dubcli.text.phonemes import SILENCE, PhonemeSequence, WordSpan
 
 LAYOUTS: dict[str, str] = {
@@ -148,8 +148,7 @@ def safe_id(text: str) -> str:
 
 def hash_split(key: str, seed: int, fractions: Sequence[float] = SPLIT_FRACTIONS) -> str:
     """Seeded, order-independent split of `key`: the same key always lands in the same split."""
-    h = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-    u = int.from_bytes(h[:8], "big") / 2**64
+    u = seeded_hash(key, seed) / 2**64
     train, valid = fractions[0], fractions[0] + fractions[1]
     return "train" if u < train else "valid" if u < valid else "test"
 
@@ -174,11 +173,3 @@ def quantize(bounds: Sequence[float], rate: float, total: int) -> tuple[int, ...
     b = np.clip(np.maximum.accumulate(b), 0, total)
     b[0], b[-1] = 0, total
     return tuple(int(d) for d in np.diff(b))
-
-
-def fit_length(wav: np.ndarray, n: int) -> np.ndarray:
-    """Crop or zero-pad a waveform to exactly n samples."""
-    wav = np.asarray(wav, dtype=np.float32).reshape(-1)
-    if len(wav) >= n:
-        return wav[:n]
-    return np.concatenate([wav, np.zeros(n - len(wav), dtype=np.float32)])

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from dubcli.audio.util import fit_length
 from dubcli.data.layouts import (
     MIN_FACE_RATE,
     Context,
@@ -32,15 +33,12 @@ from dubcli.data.layouts import (
     Item,
     ItemFailed,
     Layout,
-    fit_length,
     hash_split,
     quantize,
 )
 from dubcli.errors import InputError
 from dubcli.text.phonemes import SILENCE, WORD_BOUNDARY, PhonemeSequence
-from dubcli.timing import SAMPLE_RATE, TOKEN_RATE, VIDEO_FPS
-
-SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS  # 640
+from dubcli.timing import SAMPLE_RATE, SAMPLES_PER_FRAME, TOKEN_RATE, VIDEO_FPS
 
 
 class _TimedIter:

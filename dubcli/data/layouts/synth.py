@@ -25,13 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from dubcli.audio.util import fit_length
 from dubcli.data.layouts import (
     Context,
     Extracted,
     Item,
     LabelledAudio,
     Layout,
-    fit_length,
     quantize,
 )
 from dubcli.errors import InputError

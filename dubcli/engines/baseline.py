@@ -32,8 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dubcli.audio.util import warp_envelope
 from dubcli.console import get_logger
-from dubcli.dubbing.engine import CueAudio, CueJob
+from dubcli.engines.base import CueAudio, CueJob
 from dubcli.errors import DependencyError, ProcessingError
 from dubcli.timing import SAMPLE_RATE
 
@@ -145,17 +146,6 @@ def voice_stats(w: World, rate: int = SAMPLE_RATE) -> VoiceStats:
 def _band(k: int, rate: int) -> np.ndarray:
     freqs = np.linspace(0, rate / 2, k)
     return (freqs >= 100) & (freqs <= 5000)
-
-
-def warp_envelope(sp: np.ndarray, alpha: float) -> np.ndarray:
-    """sp'(f) = sp(f / alpha) per frame, linear in log power (alpha > 1 raises formants)."""
-    k = sp.shape[-1]
-    pos = np.clip(np.arange(k) / alpha, 0, k - 1)
-    i0 = np.floor(pos).astype(int)
-    i1 = np.minimum(i0 + 1, k - 1)
-    frac = pos - i0
-    log_sp = np.log(sp + 1e-12)
-    return np.exp(log_sp[..., i0] * (1 - frac) + log_sp[..., i1] * frac)
 
 
 def estimate_warp(src: VoiceStats, ref: VoiceStats, rate: int = SAMPLE_RATE) -> float:

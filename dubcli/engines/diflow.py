@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from dubcli.console import get_logger
-from dubcli.dubbing.engine import CueAudio, CueJob
+from dubcli.engines.base import CueAudio, CueJob
 from dubcli.timing import SAMPLE_RATE, VIDEO_FPS, tokens_for_frames
 
 log = get_logger(__name__)
@@ -29,9 +29,10 @@ TEXT_ONLY_NOTE = "no face in the window: phoneme timing from the text (synthetic
 def checkpoint_identity(checkpoint: str | None, *, offline: bool = False,
                         temperature: float = 1.0) -> str:  # fmt: skip
     """The fingerprint's model part without loading it: engine version + checkpoint sha256."""
-    from dubcli.hub import resolve_checkpoint, sha256_file
+    from dubcli.hub import sha256_file
+    from dubcli.model.loading import resolve_model
 
-    resolved = resolve_checkpoint(checkpoint, offline=offline)
+    resolved = resolve_model(checkpoint, offline=offline)
     st = resolved.path.stat()
     key = (str(resolved.path), st.st_size, st.st_mtime_ns)
     if key not in _SHA:
@@ -43,7 +44,7 @@ _SHA: dict[tuple[str, int, int], str] = {}
 
 
 class DiFlowEngine:
-    """Loads one checkpoint (hub name | path | hf://; None = the registry default)."""
+    """Loads one checkpoint (hub name | path | hf:// | training run; None = the registry default)."""
 
     name = "diflow"
 
