@@ -9,8 +9,8 @@
 set -euo pipefail
 WORK="${1:-runs/default}"
 N="${N:-5200}"
-STEPS1="${STEPS1:-500}"
-STEPS2="${STEPS2:-500}"
+STEPS1="${STEPS1:-450}"
+STEPS2="${STEPS2:-250}"
 DEVICE="${DEVICE:-cpu}"
 CONFIG="$(dirname "$0")/default-cpu.toml"
 mkdir -p "$WORK"

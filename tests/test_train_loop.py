@@ -74,7 +74,7 @@ def make_toy(seed: int = 0) -> Toy:
 
 
 CFG = LoopConfig(
-    steps=8, lr=1e-2, warmup_ratio=0.25, batch_tokens=120, ckpt_every=4, valid_every=4,
+    steps=8, lr=5e-2, warmup_ratio=0.25, batch_tokens=120, ckpt_every=4, valid_every=4,
     log_every=1, keep_last=2, ema_decay=0.9, seed=5,
 )  # fmt: skip
 
