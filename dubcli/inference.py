@@ -27,6 +27,13 @@ Choices made here (paper section in brackets):
   generator) whose lip/face features go through the normal dub path. Zero/still features (the
   alternative) give the Synchronizer nothing to align to, so the timing would be arbitrary; the
   synthetic face makes it follow the predicted durations with inputs like the training data's.
+- Decoding generated tokens: the acoustic stream's cepstral residual (what the codec's phone-
+  context table leaves of the envelope) is shrunk toward that table, by GENERATED_RESIDUAL_SCALE.
+  The DFPA samples each token's residual code; a sample is a plausible residual, not the one that
+  goes with its neighbours, and at full scale the detail it adds is noise to the recognizer.
+  Measured on 12 unseen-voice GRID test sentences with the stage-1 default model (NFE 8): WER
+  GRID 40% at scale 1, 25% at 0.5, 32% at 0 (the table alone loses real detail). Energy,
+  aperiodicity and pitch are decoded as generated. The codec's own resynthesis keeps scale 1.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ log = get_logger(__name__)
 PROMPT_S = 4.0  # prompt window cut from the reference (training references: <= 5 s)
 MAX_REFERENCE_S = 12.0  # longer references: only their cleanest 12 s are analysed
 MIN_REFERENCE_S = 0.5  # below this there is no voice to copy
+GENERATED_RESIDUAL_SCALE = 0.5  # decode: shrink generated envelope detail (module doc)
 ACTIVE_BELOW_PEAK_DB = 35.0  # a token frame is speech when within this of the loudest frame
 SILENT_DBFS = -60.0  # ... and above this absolute level
 CLIP_LEVEL = 0.999  # samples at/above this count as clipped
@@ -180,6 +188,7 @@ class Dubber:
         if getattr(model, "teacher", None) is not None:
             model.teacher = None  # the stage-2 distillation target (load_model drops it too)
         self._face = None  # FaceMotion for text-only timing, built on first use
+        self.residual_scale = GENERATED_RESIDUAL_SCALE  # decode of generated tokens (module doc)
 
     @classmethod
     def load(
@@ -414,7 +423,7 @@ class Dubber:
             np.asarray(prompt.speaker, np.float32),
         )
         with Timer() as t:
-            wav = self.codec.decode(tokens)
+            wav = self.codec.decode(tokens, residual_scale=self.residual_scale)
         return fit_length(np.asarray(wav, np.float32), n * HOP), tokens, t.seconds
 
     def _sync(self):

@@ -75,7 +75,9 @@ class Codec(Protocol):
         and their durations in tokens, when the caller knows them) make content codes exact."""
         ...
 
-    def decode(self, tokens: CodecTokens, speaker: np.ndarray | None = None) -> np.ndarray:
+    def decode(
+        self, tokens: CodecTokens, speaker: np.ndarray | None = None, *, residual_scale: float = 1.0
+    ) -> np.ndarray:
         """tokens (t) -> wav (t * 200,) float32; `speaker` (d,) overrides tokens.speaker."""
         ...
 

@@ -278,8 +278,11 @@ class WorldCodec:
         acoustic, _ = rvq_encode(acoustic_in, self.acoustic_codebooks)
         return CodecTokens(prosody[None, :], content, acoustic, feats.speaker)
 
-    def decode(self, tokens: CodecTokens, speaker: np.ndarray | None = None) -> np.ndarray:
-        """tokens (t) -> wav (t * 200,) float32; `speaker` (d,) overrides tokens.speaker."""
+    def decode(self, tokens: CodecTokens, speaker: np.ndarray | None = None, *,
+               residual_scale: float = 1.0) -> np.ndarray:  # fmt: skip
+        """tokens (t) -> wav (t * 200,) float32; `speaker` (d,) overrides tokens.speaker.
+        `residual_scale` < 1 shrinks the acoustic stream's envelope detail toward the content
+        table (for generated tokens, whose sampled detail is partly noise; inference.py)."""
         if speaker is not None and isinstance(tokens, CodecTokens):
             tokens = tokens.with_speaker(speaker)
         tokens = check_tokens(tokens, vocab=self.vocab, speaker_dim=self.speaker_dim)
@@ -291,7 +294,11 @@ class WorldCodec:
         content = self.content_table.lookup(tokens.content)
         acoustic = rvq_decode(tokens.acoustic, self.acoustic_codebooks) / self.acoustic_weights
         mcep = np.concatenate(
-            [mean[0] + acoustic[:, m : m + 1], mean[1:] + std * content + acoustic[:, :m]], axis=1
+            [
+                mean[0] + acoustic[:, m : m + 1],
+                mean[1:] + std * content + residual_scale * acoustic[:, :m],
+            ],
+            axis=1,
         )
         sp = mcep_to_sp(mcep, cfg.alpha, cfg.fft_size)
         ap = cep_to_ap(acoustic[:, m + 1 :].astype(np.float64), cfg.alpha, cfg.fft_size)
