@@ -236,9 +236,8 @@ def test_several_nfes_make_one_row_each(corpus, tmp_path):
         first, second = recs[(sys_, TRAIN[4])], recs[(sys_, TRAIN[7])]
         for r in (first, second):
             assert r["seconds_e2e"] > r["seconds_gen"] > 0
-    a = recs[("model-nfe1", TRAIN[4])]["seconds_gen"]
-    b = recs[("model-nfe3", TRAIN[4])]["seconds_gen"]
-    assert b > a  # three sampler steps cost more than one
+    # (which NFE ran is checked by the labels above; wall-clock comparisons between the rows
+    # are left to benchmarks/generate_speed.py: on a loaded machine they flip)
     md = (tmp_path / "out" / "results.md").read_text()
     assert "| DiFlowDubber NFE 1 |" in md and "| DiFlowDubber NFE 3 |" in md
     # no --checkpoint: the registry default (conftest.py's registry has none)
