@@ -106,6 +106,9 @@ def test_dub_lasts_exactly_the_video(dubber, prompt, nv):
     assert out.attn_speech.shape == (n, len(out.phonemes))
     assert not out.text_only and np.isfinite(out.wav).all()
     assert np.array_equal(out.tokens.speaker, prompt.speaker)  # decoded in the prompt's voice
+    # phonetic content: the phonemes laid out on the model's own (MAS) timing
+    want = dubber.codec.phonetic_content(out.phonemes, out.durations)
+    assert np.array_equal(out.tokens.content, want)
 
 
 def test_same_seed_same_speech(dubber, prompt):

@@ -278,6 +278,12 @@ class WorldCodec:
         acoustic, _ = rvq_encode(acoustic_in, self.acoustic_codebooks)
         return CodecTokens(prosody[None, :], content, acoustic, feats.speaker)
 
+    def phonetic_content(self, symbols, durations) -> np.ndarray:
+        """(2, t) content tokens of phonemes `symbols` lasting `durations` tokens each (what
+        encode gives with these labels): the codec's content is a function of the phones."""
+        durations = np.asarray(durations, dtype=np.int64)
+        return content_codes(label_units(PhoneLabels(symbols, durations), int(durations.sum())))
+
     def decode(self, tokens: CodecTokens, speaker: np.ndarray | None = None, *,
                residual_scale: float = 1.0) -> np.ndarray:  # fmt: skip
         """tokens (t) -> wav (t * 200,) float32; `speaker` (d,) overrides tokens.speaker.
