@@ -10,7 +10,7 @@ set -euo pipefail
 WORK="${1:-runs/default}"
 N="${N:-5200}"
 STEPS1="${STEPS1:-450}"
-STEPS2="${STEPS2:-250}"
+STEPS2="${STEPS2:-350}"
 DEVICE="${DEVICE:-cpu}"
 CONFIG="$(dirname "$0")/default-cpu.toml"
 mkdir -p "$WORK"
