@@ -326,7 +326,6 @@ def _setup_codec(out, codec, codec_bytes, lay, items, existing, seed, workers, p
             "matched); use --force to start over"
         )
     from dubcli.audio.codec import WorldCodecConfig, train_world_codec
-    from dubcli.audio.codec.phonetic import PhoneLabels
 
     pool = [it for it in items if it.split == "train"] or list(items)
     rng = np.random.default_rng(int(seed))
@@ -343,8 +342,8 @@ def _setup_codec(out, codec, codec_bytes, lay, items, existing, seed, workers, p
         if isinstance(got, str):
             log.debug("codec audio: %s", got)
         else:
+            labels.append(got[0])
             wavs.append(got[1])  # the WORLD analysis of the audio
-            labels.append(PhoneLabels(got[0].phonemes, got[0].durations_tokens))
         if progress is not None:
             progress("codec audio", k, len(chosen))
     if not wavs:

@@ -23,7 +23,7 @@ import numpy as np
 
 from dubcli.audio.codec.phonetic import PhoneLabels
 from dubcli.console import get_logger
-from dubcli.data.layouts import Context, Item, ItemFailed, LabelledAudio, Layout
+from dubcli.data.layouts import Context, Item, ItemFailed, Layout
 from dubcli.data.manifest import CODEC_FILE
 from dubcli.errors import DependencyError, DubcliError, ProcessingError
 
@@ -49,16 +49,17 @@ def _init_worker(lay: Layout, codec_path: str, ctx: Context) -> None:
 
 
 def audio_job(item: Item, lay: Layout | None = None, ctx: Context | None = None,
-              analysis: Any = None) -> tuple[LabelledAudio, Any] | str:  # fmt: skip
-    """An item's audio and phone labels for codec fitting, and its WORLD analysis with the
-    codec config `analysis` (done here so that worker processes share the work), or a string
-    saying why not."""
+              analysis: Any = None) -> tuple[PhoneLabels, Any] | str:  # fmt: skip
+    """An item's phone labels and the WORLD analysis of its audio with the codec config
+    `analysis`, for codec fitting (analysed here so that worker processes share the work, and
+    only the analysis crosses back, not the waveform), or a string saying why not."""
     from dubcli.audio.codec.world import analyze_for
 
     try:
         got = (lay or _W["layout"]).labelled_audio(item, ctx or _W["ctx"])
         config = analysis if analysis is not None else _W["analysis"]
-        return got, analyze_for(np.asarray(got.wav, dtype=np.float64), config)
+        frames = analyze_for(np.asarray(got.wav, dtype=np.float64), config)
+        return PhoneLabels(got.phonemes, got.durations_tokens), frames
     except (ItemFailed, DubcliError) as exc:
         return f"{item.id}: {exc}"
 
