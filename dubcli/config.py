@@ -27,6 +27,8 @@ from dubcli.text.phonemes import VOCAB_SIZE
 
 T = TypeVar("T")
 
+DFPA_LATENTS = ("ccta", "text")  # ModelConfig.dfpa_latent choices
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -113,6 +115,14 @@ class ModelConfig:
     no_prosody_fusion: bool = False  # row 8: CCTA does not fuse the global prosody prior
     no_fapro: bool = False  # row 9: no FaPro at all (no prior in CCTA nor in DFPA)
 
+    # --- stage-2 DFPA condition (a deviation for short schedules; "ccta" = the paper) --------
+    # "ccta": the DFPA is conditioned on the CCTA student's z_c (3.4.3). "text": on the frozen
+    # stage-1 content model's z_c, length-regulated by ground-truth token durations in training
+    # and by the Synchronizer's MAS spans at generation, so the DFPA keeps the condition it was
+    # pre-trained on; the lips still set the timing. With a few hundred CPU steps the student's
+    # z_c drifts from the teacher's and intelligibility drops (README "The default model").
+    dfpa_latent: str = "ccta"
+
     def __post_init__(self):
         for k in ("text_dim", "text_heads"), ("dit_dim", "dit_heads"), ("sync_dim", "sync_heads"):
             width, heads = getattr(self, k[0]), getattr(self, k[1])
@@ -133,6 +143,10 @@ class ModelConfig:
             raise ValueError("need 0 < prompt_min_frac <= prompt_max_frac < 1")
         if self.dfm_exponent <= 0 or self.tau_video <= 0 or self.tau_speech <= 0:
             raise ValueError("dfm_exponent, tau_video and tau_speech must be > 0")
+        if self.dfpa_latent not in DFPA_LATENTS:
+            raise ValueError(f"dfpa_latent must be one of {DFPA_LATENTS}, got {self.dfpa_latent!r}")
+        if self.dfpa_latent == "text" and self.no_pretraining:
+            raise ValueError("dfpa_latent='text' needs the stage-1 content model (no_pretraining)")
         if any(k % 2 == 0 for k in self.text_kernels):
             raise ValueError(f"text_kernels must be odd, got {self.text_kernels}")
 

@@ -36,7 +36,7 @@ def _tone_speech(seconds: float, f0: float = 140.0, seed: int = 0) -> np.ndarray
     return (0.2 * src * env + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
 
 
-def export_tiny(root, codec_path, stage: str = "dub"):
+def export_tiny(root, codec_path, stage: str = "dub", **overrides):
     """A tiny random-weight model of `stage` exported with the trainer's export function."""
     from dubcli.audio.codec import load_codec
     from dubcli.model.dubber import DiFlowDubber, DiFlowTTS
@@ -44,12 +44,13 @@ def export_tiny(root, codec_path, stage: str = "dub"):
 
     codec = load_codec(codec_path)
     cfg = dataclasses.replace(model_preset("tiny"), vocab=codec.vocab,
-                              speaker_dim=codec.speaker_dim)  # fmt: skip
+                              speaker_dim=codec.speaker_dim, **overrides)  # fmt: skip
     torch.manual_seed(0)
     tts = DiFlowTTS(cfg)
     model = DiFlowDubber.from_tts(tts) if stage == "dub" else tts
     feats = {"version": FEATURES_VERSION, "lip_dim": LIP_DIM, "face_dim": FACE_DIM}
-    return export_model(model, root / f"tiny-{stage}.safetensors", stage=stage,
+    name = "-".join([f"tiny-{stage}", *map(str, overrides.values())])
+    return export_model(model, root / f"{name}.safetensors", stage=stage,
                         model_config=cfg.to_dict(), codec_file=codec_path, features=feats,
                         step=0)  # fmt: skip
 
@@ -202,6 +203,20 @@ def test_stage1_checkpoint(ckpts, prompt):
     lip, face = _video(12)
     dub = tts.dub(PHONES, lip, face, prompt, nfe=2)  # no visual path: text timing, video length
     assert dub.text_only and len(dub.wav) == 12 * 640
+
+
+def test_text_latent_checkpoint_keeps_the_stage1_content_model(ckpts, prompt, tmp_path):
+    from dubcli.checkpoint import load_checkpoint
+
+    path = export_tiny(tmp_path, ckpts["dub"].parent / "codec.safetensors", dfpa_latent="text")
+    names = load_checkpoint(path).tensors.keys()
+    assert any(k.startswith("model/teacher.") for k in names)  # the DFPA's condition
+    assert not any(k.startswith("model/teacher.") for k in load_checkpoint(ckpts["dub"]).tensors)
+    d = Dubber.load(str(path), device="cpu")
+    assert d.cfg.dfpa_latent == "text" and d.model.teacher is not None
+    lip, face = _video(20)
+    out = d.dub(PHONES, lip, face, prompt, nfe=2, seed=0)
+    assert len(out.wav) == 20 * 640 and np.isfinite(out.wav).all()
 
 
 def test_bad_inputs_and_devices(dubber, prompt, ckpts, tmp_path, monkeypatch):

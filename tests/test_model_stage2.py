@@ -277,3 +277,49 @@ def test_generate_batched_and_deterministic():
     with pytest.raises(ValueError, match="frames"):
         model.generate(batch.phonemes[0], batch.lip[0, :10], batch.face[0, :9], None, None,
                        batch.speaker[0])  # fmt: skip
+
+
+# --- dfpa_latent "text": the DFPA keeps its stage-1 condition ----------------------------------
+
+
+def test_dfpa_latent_is_validated():
+    with pytest.raises(ValueError, match="dfpa_latent must be one of"):
+        dataclasses.replace(TINY, dfpa_latent="lips")
+    with pytest.raises(ValueError, match="no_pretraining"):
+        dataclasses.replace(TINY, dfpa_latent="text", no_pretraining=True)
+
+
+def test_text_latent_conditions_the_dfpa_on_the_frozen_stage1_content_model():
+    cfg = dataclasses.replace(TINY, dfpa_latent="text")
+    _, model = _dubber(cfg)
+    _, paper = _dubber(TINY)
+    for m in (model, paper):  # adaLN-zero makes a fresh DFPA ignore its condition: perturb it
+        with torch.no_grad():
+            for p in m.dfpa.parameters():
+                p.add_(0.2 * torch.randn_like(p))
+    batch = make_batch()
+    # Training: the DFM term sees the teacher's z_c, so the CCTA student's fusion layer gets
+    # gradient from the content CE and the distillation only, never from the DFM loss.
+    out = model.losses(batch, generator=torch.Generator().manual_seed(0))
+    assert set(out.parts) == ALL_PARTS
+    model.zero_grad()
+    out.parts["dfm"].backward()
+    assert model.ccta.fusion.weight.grad is None or model.ccta.fusion.weight.grad.abs().sum() == 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.dfpa.parameters())
+    # Generation: changing the student path changes nothing the DFPA generates, while in
+    # "ccta" mode it does.
+    args = (batch.phonemes, batch.lip, batch.face, None, None, batch.speaker)
+    kw = dict(nfe=3, seed=5, video_mask=batch.video_mask)
+    g1 = model.generate(*args, **kw)
+    with torch.no_grad():
+        model.ccta.fusion.weight.add_(torch.randn_like(model.ccta.fusion.weight))
+    g2 = model.generate(*args, **kw)
+    assert torch.equal(g1.acoustic, g2.acoustic) and torch.equal(g1.prosody, g2.prosody)
+    p1 = paper.generate(*args, **kw)
+    with torch.no_grad():
+        paper.ccta.fusion.weight.add_(torch.randn_like(paper.ccta.fusion.weight))
+    p2 = paper.generate(*args, **kw)
+    assert not torch.equal(p1.acoustic, p2.acoustic)
+    # The teacher is inference weights now: dropping training parts keeps it.
+    assert model.drop_training_parts().teacher is not None
+    assert paper.drop_training_parts().teacher is None

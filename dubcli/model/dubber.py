@@ -32,7 +32,7 @@ from dubcli.model.batch import (
     make_prompt,
     span_mask,
 )
-from dubcli.model.ccta import CCTA, distillation_loss, teacher_features
+from dubcli.model.ccta import CCTA, distillation_loss
 from dubcli.model.content import ContentModel, content_accuracy, content_ce, duration_loss
 from dubcli.model.dfm import MaskedMixturePath, PolynomialScheduler, dfm_training_loss, euler_sample
 from dubcli.model.dfpa import DFPADenoiser
@@ -190,8 +190,10 @@ class DiFlowDubber(_Base):
         if self.dfpa.prior_proj is not None:  # a new input: start as "no prior" for the DFPA
             nn.init.zeros_(self.dfpa.prior_proj.weight)
             nn.init.zeros_(self.dfpa.prior_proj.bias)
+        # The frozen stage-1 content model: the eq. 5 distillation target and, with
+        # dfpa_latent "text", the DFPA's condition at generation too (then it is exported).
         self.teacher: ContentModel | None = None
-        if not (cfg.no_pretraining or cfg.no_distillation):
+        if cfg.dfpa_latent == "text" or not (cfg.no_pretraining or cfg.no_distillation):
             self.teacher = ContentModel(cfg).requires_grad_(False).eval()
 
     @classmethod
@@ -212,6 +214,13 @@ class DiFlowDubber(_Base):
         if unexpected or any(not k.startswith("prior_proj.") for k in missing):
             raise ValueError(f"DFPA weights do not match: missing {missing}, extra {unexpected}")
         return model.to(tts.device)
+
+    def drop_training_parts(self) -> DiFlowDubber:
+        """Free what only training uses (the distillation teacher, unless it conditions the
+        DFPA); an inference checkpoint does not hold it."""
+        if "teacher." in training_only_prefixes(self.cfg):
+            self.teacher = None
+        return self
 
     def train(self, mode: bool = True) -> DiFlowDubber:
         super().train(mode)
@@ -248,14 +257,19 @@ class DiFlowDubber(_Base):
             )
         if not cfg.no_ctc:
             parts["ctc"] = ctc_loss(sync.ctc_logits, tmask, ph, pm)
-        if self.teacher is not None:  # eq. 5
-            f_t = teacher_features(self.teacher, ph, pm, batch.durations_tokens, n)
-            parts["distill"] = distillation_loss(cc.features, f_t, tmask)
+        latent = cc.latent
+        if self.teacher is not None:
+            with torch.no_grad():
+                t_out = self.teacher(ph, pm, batch.durations_tokens, n_out=n)
+            if cfg.dfpa_latent == "text":
+                latent = t_out.latent
+            if not (cfg.no_pretraining or cfg.no_distillation):  # eq. 5
+                parts["distill"] = distillation_loss(cc.features, t_out.features, tmask)
         if not cfg.no_content_ce:  # eq. 6
             parts["content"] = content_ce(cc.logits, batch.content, tmask)
         if fo is not None and fo.logits is not None:
             parts["prosody_prior"] = content_ce(fo.logits, batch.prosody, tmask)
-        dfm = self._dfm(batch, cc.latent, prior, generator)  # eq. 1
+        dfm = self._dfm(batch, latent, prior, generator)  # eq. 1
         parts["dfm"] = dfm.loss
         w = {
             "dfm": cfg.w2_dfm, "content": cfg.w2_content, "distill": cfg.w2_distill,
@@ -312,15 +326,26 @@ class DiFlowDubber(_Base):
             sync, _, prior, cc = self._forward(ph, pm, lip, vmask, face, tl, n, durations_frames)
             tmask = sync.token_mask
             spk = as_speaker(speaker, b, dev)
-            x = self._sample(cc.latent, tmask, spk, prompt, pmask, prior, nfe, temperature, seed)
-            content = cc.logits.argmax(dim=-1).masked_fill(~tmask[:, None, :], 0)
             ends = (sync.durations_frames.cumsum(dim=1) * 16 + 2) // 5  # frame -> token bounds
             tok_dur = torch.diff(ends, dim=1, prepend=torch.zeros_like(ends[:, :1]))
+            latent = cc.latent
+            if self.cfg.dfpa_latent == "text":  # the stage-1 condition, timed by the lips
+                latent = self.teacher(ph, pm, tok_dur, n_out=n).latent.masked_fill(
+                    ~tmask[..., None], 0.0
+                )
+            x = self._sample(latent, tmask, spk, prompt, pmask, prior, nfe, temperature, seed)
+            content = cc.logits.argmax(dim=-1).masked_fill(~tmask[:, None, :], 0)
             qp = self.cfg.n_prosody
             return Generated(
                 x[:, :qp], content, x[:, qp:], tmask, tok_dur, sync.durations_frames,
                 sync.attn_video, sync.attn_speech,
             )  # fmt: skip
+
+
+def training_only_prefixes(config: ModelConfig) -> tuple[str, ...]:
+    """state_dict prefixes inference never uses: the stage-2 teacher (the eq. 5 target), unless
+    it conditions the DFPA (dfpa_latent "text"). Exports leave them out."""
+    return () if config.dfpa_latent == "text" else ("teacher.",)
 
 
 def build_model(config: ModelConfig, stage: Literal["tts", "dub"] = "tts") -> nn.Module:

@@ -39,7 +39,6 @@ EXPORT_KIND = "diflowdubber"  # an inference checkpoint
 TRAIN_KIND = "dubcli-train"  # a training checkpoint (dubcli.train.state)
 LAST = "last.safetensors"  # a run folder's newest training checkpoint
 CODEC_COPY = "codec.safetensors"  # the run folder's copy of the dataset's codec
-TRAINING_ONLY = ("teacher.",)  # state_dict prefixes inference never uses
 
 
 class InferenceModel(NamedTuple):
@@ -125,11 +124,14 @@ def export_tensors(
     tensors as codec/<name>. `codec`: a LoadedCheckpoint of the codec file."""
     import torch
 
+    from dubcli.config import ModelConfig
+    from dubcli.model.dubber import training_only_prefixes
     from dubcli.text.phonemes import SYMBOLS, VOCAB_VERSION
 
+    skip = training_only_prefixes(ModelConfig.from_dict(model_config))
     tensors: dict[str, Any] = {}
     for k, v in state.items():
-        if k.startswith(TRAINING_ONLY):
+        if k.startswith(skip):
             continue
         v = v.detach().cpu()
         tensors[f"model/{k}"] = v.half() if half and v.is_floating_point() else v.clone()
@@ -217,8 +219,8 @@ def build_from_tensors(tensors: dict[str, Any], meta: dict[str, Any], where: str
         model = rebuild_model(meta.get("stage"), meta.get("model_config"), where)
         state = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
         model.load_state_dict(state, strict=False)  # names and shapes were checked above
-        if getattr(model, "teacher", None) is not None:
-            model.teacher = None  # the stage-2 distillation target: training only, not exported
+        if hasattr(model, "drop_training_parts"):
+            model.drop_training_parts()  # not in the file: see training_only_prefixes
         codec_t = {k[len("codec/") :]: v.numpy() for k, v in tensors.items()
                    if k.startswith("codec/")}  # fmt: skip
         codec = load_codec((codec_t, dict(meta.get("codec") or {})))
@@ -271,12 +273,13 @@ def check_weights(cfg, stage: str, tensors: dict[str, Any], where: str) -> None:
     Built on the meta device: no memory is allocated, however large the config claims to be."""
     import torch
 
-    from dubcli.model.dubber import build_model
+    from dubcli.model.dubber import build_model, training_only_prefixes
 
+    skip = training_only_prefixes(cfg)
     try:
         with torch.device("meta"):
             shapes = {k: tuple(v.shape) for k, v in build_model(cfg, stage).state_dict().items()
-                      if not k.startswith(TRAINING_ONLY)}  # fmt: skip
+                      if not k.startswith(skip)}  # fmt: skip
     except (ValueError, RuntimeError, TypeError) as exc:
         raise CheckpointError(f"{where}: stored model config cannot build a model ({exc})") from exc
     stored = {k[len("model/") :]: tuple(v.shape) for k, v in tensors.items()

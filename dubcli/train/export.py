@@ -23,7 +23,6 @@ from dubcli.model.loading import (  # noqa: F401 (re-exported)
     CODEC_COPY,
     EXPORT_KIND,
     MAX_SIZE,
-    TRAINING_ONLY,
     InferenceModel,
     check_model_config,
     check_weights,
