@@ -71,6 +71,14 @@ def prepare(
             "i-th (one part per machine; merge with prepare-merge).",
         ),
     ] = "1/1",
+    only_split: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only-split",
+            help="Prepare only this split (repeatable): e.g. a test set for a corpus, with "
+            "--codec CORPUS/codec.safetensors.",
+        ),
+    ] = None,
     codec: Annotated[
         Path,
         typer.Option(
@@ -160,6 +168,7 @@ def prepare(
             layout, data, output_dir, n=n, seed=seed, workers=workers, shard=shard, codec=codec,
             render=render, force=force, progress=update, layout_options=options,
             codec_config={"vocab": codebook_size}, codec_items=codec_items, shard_size=shard_size,
+            only_splits=tuple(only_split or ()),
         )  # fmt: skip
     if chatty:
         c = result.counts

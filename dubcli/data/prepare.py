@@ -42,6 +42,7 @@ from dubcli.data.manifest import (
     FAILURES_FILE,
     MANIFEST_FILE,
     SHARD_DIR,
+    SPLITS,
     Utterance,
     read_manifest,
     write_dataset_info,
@@ -141,14 +142,19 @@ def prepare(
     codec_items: int = CODEC_ITEMS,
     shard_size: int = SHARD_SIZE,
     on_result: Callable[[int, WorkResult], None] | None = None,
+    only_splits: Sequence[str] = (),
 ) -> PrepareResult:
     """Prepare `data` with `layout` into `out` (see the module doc).
 
     codec: a codec checkpoint to reuse (its codebooks are copied into OUT). codec_config:
     WorldCodecConfig fields for codebooks fit here (e.g. {"vocab": 16} in tests). on_result:
-    called in the parent after each item (count so far, result): a test hook."""
+    called in the parent after each item (count so far, result): a test hook. only_splits:
+    prepare only these splits' items (e.g. a test set for a corpus whose codec is given)."""
     t_start = time.perf_counter()
     part, nparts = parse_shard(shard)
+    bad = sorted(set(only_splits) - set(SPLITS))
+    if bad:
+        raise InputError(f"--only-split {bad[0]}: not one of {', '.join(SPLITS)}")
     if workers < 1:
         raise InputError(f"--workers {workers}: need at least 1")
     out = Path(out)
@@ -164,13 +170,16 @@ def prepare(
         codec_bytes = keep.read_bytes() if keep else None  # --codec may live in OUT itself
         if force:
             clear_output(out)
-        base = {**_base_info(lay, data, seed, part, nparts), "render": bool(render)}
+        base = {**_base_info(lay, data, seed, part, nparts), "render": bool(render),
+                "only_splits": sorted(set(only_splits)) or None}  # fmt: skip
         prev_seconds = _check_resumable(out, base)
         items = lay.items()
         _check_ids(items)
         lay.check()
         refs = pair_refs(items, seed)
-        mine = items[part - 1 :: nparts]
+        mine = [
+            it for it in items[part - 1 :: nparts] if not only_splits or it.split in only_splits
+        ]
         existing = read_manifest(out / MANIFEST_FILE) if (out / MANIFEST_FILE).exists() else []
         remove_orphan_shards(out, existing)
         done = {u.id for u in existing}
@@ -263,7 +272,7 @@ def _base_info(lay: Layout, data, seed: int, part: int, nparts: int) -> dict[str
 
 
 _MUST_MATCH = ("layout", "source", "seed", "shard", "layout_options", "render",
-               "features_version", "phoneme_vocab", "phoneme_edges")  # fmt: skip
+               "features_version", "phoneme_vocab", "phoneme_edges", "only_splits")  # fmt: skip
 
 
 def _check_resumable(out: Path, base: dict[str, Any]) -> float:

@@ -16,7 +16,7 @@ exactly timing.tokens_for_frames(nv) tokens per item: the video fixes the length
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -74,6 +74,16 @@ class Generated:
         n = int(self.lengths[i])
         stacked = torch.cat([self.prosody[i], self.content[i], self.acoustic[i]], dim=0)
         return stacked[:, :n].cpu().numpy().astype(np.int64)
+
+
+class DubCondition(NamedTuple):
+    """DiFlowDubber.condition: everything the DFPA's sampling depends on besides the prompt."""
+
+    sync: Any  # SynchronizerOutput: token_mask, durations_frames (MAS), attention maps
+    prior: Tensor | None  # (b, n, d_p) FaPro's prosody prior (None without FaPro)
+    latent: Tensor  # (b, n, d_c) the content latent z_c the DFPA reads
+    content_logits: Tensor  # (b, qc, n, V) the content head's logits
+    durations_tokens: Tensor  # (b, nt) long tokens per phoneme from the MAS frame spans
 
 
 class _Base(nn.Module):
@@ -323,23 +333,31 @@ class DiFlowDubber(_Base):
             )
             if durations_frames is not None:
                 durations_frames = durations_frames.to(dev).reshape(b, -1).long()
-            sync, _, prior, cc = self._forward(ph, pm, lip, vmask, face, tl, n, durations_frames)
-            tmask = sync.token_mask
+            c = self.condition(ph, pm, lip, vmask, face, tl, n, durations_frames)
+            tmask = c.sync.token_mask
             spk = as_speaker(speaker, b, dev)
-            ends = (sync.durations_frames.cumsum(dim=1) * 16 + 2) // 5  # frame -> token bounds
-            tok_dur = torch.diff(ends, dim=1, prepend=torch.zeros_like(ends[:, :1]))
-            latent = cc.latent
-            if self.cfg.dfpa_latent == "text":  # the stage-1 condition, timed by the lips
-                latent = self.teacher(ph, pm, tok_dur, n_out=n).latent.masked_fill(
-                    ~tmask[..., None], 0.0
-                )
-            x = self._sample(latent, tmask, spk, prompt, pmask, prior, nfe, temperature, seed)
-            content = cc.logits.argmax(dim=-1).masked_fill(~tmask[:, None, :], 0)
+            x = self._sample(c.latent, tmask, spk, prompt, pmask, c.prior, nfe, temperature, seed)
+            content = c.content_logits.argmax(dim=-1).masked_fill(~tmask[:, None, :], 0)
             qp = self.cfg.n_prosody
             return Generated(
-                x[:, :qp], content, x[:, qp:], tmask, tok_dur, sync.durations_frames,
-                sync.attn_video, sync.attn_speech,
+                x[:, :qp], content, x[:, qp:], tmask, c.durations_tokens,
+                c.sync.durations_frames, c.sync.attn_video, c.sync.attn_speech,
             )  # fmt: skip
+
+    def condition(self, ph, pm, lip, vmask, face, token_lengths, n, durations_frames=None):
+        """What the DFPA samples from, at generation: the Synchronizer's alignment, FaPro's
+        prior, the content latent (ModelConfig.dfpa_latent) and the content head's logits.
+        Inputs as `_forward`; token_lengths (b,) = tokens_for_frames of each item's frames."""
+        sync, _, prior, cc = self._forward(
+            ph, pm, lip, vmask, face, token_lengths, n, durations_frames
+        )
+        ends = (sync.durations_frames.cumsum(dim=1) * 16 + 2) // 5  # frame -> token bounds
+        tok_dur = torch.diff(ends, dim=1, prepend=torch.zeros_like(ends[:, :1]))
+        latent = cc.latent
+        if self.cfg.dfpa_latent == "text":  # the stage-1 condition, timed by the lips
+            latent = self.teacher(ph, pm, tok_dur, n_out=n).latent
+            latent = latent.masked_fill(~sync.token_mask[..., None], 0.0)
+        return DubCondition(sync, prior, latent, cc.logits, tok_dur)
 
 
 def training_only_prefixes(config: ModelConfig) -> tuple[str, ...]:
