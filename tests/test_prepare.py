@@ -147,6 +147,26 @@ def test_cli_run_matches_the_larger_corpus_and_rerun_skips(small, corpus):
     assert len(read_manifest(out / "manifest.jsonl")) == 6
 
 
+def test_only_split_makes_a_test_set_of_the_larger_corpus(corpus, tmp_path, capsys):
+    # split sizes of n=12 are 10/1/1, of n=20 16/2/2: the first test item of both is the same
+    out = tmp_path / "test-only"
+    rc, stdout = cli("prepare", "--layout", "synth", "-n", 20, "-o", out, "--only-split", "test",
+                     "--codec", corpus / "codec.safetensors", "--json")  # fmt: skip
+    assert rc == 0, stdout
+    res = json.loads(stdout)
+    assert res["counts"] == {"train": 0, "valid": 0, "test": 2} and res["processed"] == 2
+    mine, big = _lines(out), _lines(corpus)
+    shared = set(mine) & set(big)
+    assert len(shared) == 1 and all(uid.startswith("synth-test-") for uid in mine)
+    uid = shared.pop()
+    assert np.array_equal(ShardReader(out).get(mine[uid], "content"),
+                          ShardReader(corpus).get(big[uid], "content"))  # fmt: skip
+    # a rerun of the same folder without the filter would mix datasets: refused
+    rc, stdout = cli("prepare", "--layout", "synth", "-n", 20, "-o", out,
+                     "--codec", corpus / "codec.safetensors")  # fmt: skip
+    assert rc == 6 and "was prepared with only_splits=['test']" in capsys.readouterr().err
+
+
 def test_resume_after_a_kill(small, corpus, tmp_path):
     out = tmp_path / "killed"
     codec = corpus / "codec.safetensors"
