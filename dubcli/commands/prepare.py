@@ -1,6 +1,6 @@
 """`dubcli prepare` (raw data -> features, tokens, alignments) and `dubcli prepare-merge`.
 
-Thin on purpose: validate the options, call dubcli.data.prepare.prepare (or data.merge's
+Thin on purpose: validate the options, call dubcli.prepare.run.prepare (or prepare.merge's
 merge_prepared), show progress on stderr, print --json on stdout. Exit codes: the DubcliError's;
 8 (PartialFailure) when some items failed (they are listed in OUT/failures.jsonl).
 """
@@ -124,9 +124,9 @@ def prepare(
 ) -> None:
     """Turn raw data into the prepared-dataset format that train and eval read."""
     from dubcli.console import console
-    from dubcli.data.prepare import parse_shard
-    from dubcli.data.prepare import prepare as run_prepare
     from dubcli.errors import InputError, PartialFailure
+    from dubcli.prepare.run import parse_shard
+    from dubcli.prepare.run import prepare as run_prepare
 
     if layout not in LAYOUTS:
         raise typer.BadParameter(f"{layout!r} is not one of {', '.join(LAYOUTS)}",
@@ -191,7 +191,7 @@ def prepare_merge(
 ) -> None:
     """Merge the part folders of `prepare --shard i/n` runs into one prepared dataset."""
     from dubcli.console import console
-    from dubcli.data.merge import merge_prepared
+    from dubcli.prepare.merge import merge_prepared
 
     chatty = cli_context(ctx).chatty
     res = merge_prepared(parts, output_dir, force=force)

@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 
 from dubcli.console import get_logger
-from dubcli.data.layouts import Context, Item, Layout, make_layout
 from dubcli.data.manifest import (
     CODEC_FILE,
     DATASET_FILE,
@@ -46,7 +45,6 @@ from dubcli.data.manifest import (
     read_manifest,
     write_dataset_info,
 )
-from dubcli.data.workers import WorkResult, audio_job, pool_map, results
 from dubcli.data.writer import (
     ShardWriter,
     folder_lock,
@@ -56,6 +54,8 @@ from dubcli.data.writer import (
 )
 from dubcli.errors import InputError, OutputError
 from dubcli.hashing import sha256_file
+from dubcli.prepare.layouts import Context, Item, Layout, make_layout
+from dubcli.prepare.workers import WorkResult, audio_job, pool_map, results
 
 log = get_logger(__name__)
 
