@@ -125,6 +125,7 @@ def prepare(
     """Turn raw data into the prepared-dataset format that train and eval read."""
     from dubcli.console import console
     from dubcli.errors import InputError, PartialFailure
+    from dubcli.prepare.config import PrepareConfig
     from dubcli.prepare.run import parse_shard
     from dubcli.prepare.run import prepare as run_prepare
 
@@ -153,14 +154,14 @@ def prepare(
         options["speaker"] = speaker
     if layout == "pairs":
         options["splits"] = splits
+    config = PrepareConfig(n=n, seed=seed, workers=workers, shard=shard, codec=codec,
+                           render=render, force=force, layout_options=options,
+                           codec_config={"vocab": codebook_size}, codec_items=codec_items,
+                           shard_size=shard_size)  # fmt: skip
     chatty = cli_context(ctx).chatty
     bar, update = _progress_bar(chatty)
     with bar:
-        result = run_prepare(
-            layout, data, output_dir, n=n, seed=seed, workers=workers, shard=shard, codec=codec,
-            render=render, force=force, progress=update, layout_options=options,
-            codec_config={"vocab": codebook_size}, codec_items=codec_items, shard_size=shard_size,
-        )  # fmt: skip
+        result = run_prepare(layout, data, output_dir, config, progress=update)
     if chatty:
         c = result.counts
         console().print(
