@@ -31,8 +31,8 @@ from dubcli.audio.codec.features import mcep_to_sp, synthesize  # noqa: E402
 from dubcli.audio.codec.phonetic import PhoneLabels  # noqa: E402
 from dubcli.audio.codec.train import train_world_codec  # noqa: E402
 from dubcli.audio.codec.world import analyze_for, utterance_features  # noqa: E402
-from dubcli.data.layouts import Context, make_layout  # noqa: E402
 from dubcli.eval.wer import PocketsphinxRecognizer, corpus_wer  # noqa: E402
+from dubcli.prepare.layouts import Context, make_layout  # noqa: E402
 
 
 def table_only(codec, wav: np.ndarray, labels: PhoneLabels) -> np.ndarray:
@@ -90,9 +90,9 @@ def main() -> None:
 def prepared_test_split(root: Path, limit: int):
     """The corpus's codec, and (LabelledAudio, kind, text) for its first `limit` test items."""
     from dubcli.audio.codec import load_codec
-    from dubcli.data.layouts import LabelledAudio
     from dubcli.data.manifest import load_split, read_dataset_info
     from dubcli.eval.groundtruth import GroundTruth
+    from dubcli.prepare.layouts import LabelledAudio
 
     codec = load_codec(root / "codec.safetensors")
     _, utts = load_split(root / "test")

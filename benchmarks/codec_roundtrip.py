@@ -1,6 +1,6 @@
 """Round-trip benchmark of the `world` codec on held-out SynthDub speakers (DESIGN 2, 6).
 
-Codebooks are trained on SynthDub TRAIN utterances (dubcli.data.synth: GRID and free text); the
+Codebooks are trained on SynthDub TRAIN utterances (dubcli.synth.speech: GRID and free text); the
 scores come from TEST utterances, whose speakers are never in train (voices.py: us3 and ked with
 every perturbation, and the extreme VTL / F0 perturbations of the other voices, are test-only).
 Only GRID-text test utterances are scored, so that the grammar-constrained pocketsphinx WER
@@ -49,10 +49,10 @@ from dubcli.audio.codec.world import (  # noqa: E402
     analyze_for,
     utterance_features,
 )
-from dubcli.data import synth  # noqa: E402
-from dubcli.data.voices import VOICES  # noqa: E402
 from dubcli.eval.wer import PocketsphinxRecognizer, corpus_wer  # noqa: E402
 from dubcli.fsutil import atomic_write_text  # noqa: E402
+from dubcli.synth import speech as synth  # noqa: E402
+from dubcli.synth.voices import VOICES  # noqa: E402
 from dubcli.timing import HOP, SAMPLE_RATE  # noqa: E402
 
 METRICS = ("mcd_db", "f0_rmse_cents", "f0_fine_rmse_cents", "gross_pitch_error", "vuv_error")

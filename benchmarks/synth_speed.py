@@ -16,8 +16,8 @@ import json
 import sys
 import time
 
-from dubcli.data.synth import make_specs, synthesize
-from dubcli.data.voices import VOICES
+from dubcli.synth.speech import make_specs, synthesize
+from dubcli.synth.voices import VOICES
 
 FAMILIES = {
     "mbrola (us1 us2 us3 en1)": ["us1", "us2", "us3", "en1"],

@@ -13,7 +13,7 @@ Choices made here (paper section in brackets):
   with no normalization statistics; the checkpoint carries the features version, which
   dubcli.model.loading checks. So dub() only casts to float32 and checks shapes and NaNs.
 - Phonemes get a <sil> at both ends when they lack one: every prepared dataset spells them so
-  (data/layouts "phoneme_edges": "sil"), while the g2p frontend does not.
+  (prepare/layouts "phoneme_edges": "sil"), while the g2p frontend does not.
 - The reference prompt [3.3, B.2.1 "Contextual Modeling"]: the whole reference (its cleanest
   MAX_REFERENCE_S when longer) is encoded once; the speaker embedding comes from that segment and
   the prompt tokens from its cleanest PROMPT_S window (most tokens within 35 dB of the loudest,
@@ -23,7 +23,7 @@ Choices made here (paper section in brackets):
 - Text-only timing (`tts`, a cue with no face): a stage-1 checkpoint uses its duration predictor
   (DiFlowTTS.generate). A stage-2 checkpoint's duration path was replaced by the Synchronizer
   (3.4.3), but CCTA keeps the stage-1 duration predictor, frozen: its durations, scaled to the
-  wanted length, drive a synthetic talking face (vision/face_motion.py, SynthDub's face
+  wanted length, drive a synthetic talking face (synth/face_motion.py, SynthDub's face
   generator) whose lip/face features go through the normal dub path. Zero/still features (the
   alternative) give the Synchronizer nothing to align to, so the timing would be arbitrary; the
   synthetic face makes it follow the predicted durations with inputs like the training data's.
@@ -394,7 +394,7 @@ class Dubber:
 
     def _face_motion(self):
         if self._face is None:
-            from dubcli.vision.face_motion import FaceMotion
+            from dubcli.synth.face_motion import FaceMotion
 
             self._face = FaceMotion()
         return self._face

@@ -3,7 +3,7 @@
     python examples/make_examples.py [--force]
 
 A ~5 s SynthDub clip: a rendered talking face (the astronaut photo driven by landmark motion
-from the phone timeline, vision/face_motion.py + render.py) saying two GRID commands in a voice
+from the phone timeline, synth/face_motion.py + render.py) saying two GRID commands in a voice
 from the TEST split (a vocal-tract length never used in training), its subtitles (one cue per
 command, from the synthesizer's exact word timings) and a reference voice: another unseen test
 speaker saying something else. The SynthDub training corpus never renders video, never uses
@@ -29,8 +29,8 @@ FACE_SEED = 20261122
 
 
 def utterance(speaker: str, text: str, seed: int, style: str = "neutral"):
-    from dubcli.data.prosody import sample_style
-    from dubcli.data.synth import UtteranceSpec, synthesize
+    from dubcli.synth.prosody import sample_style
+    from dubcli.synth.speech import UtteranceSpec, synthesize
 
     voice = speaker.split("+")[0]
     spec = UtteranceSpec(id=f"example-{seed}", text=text, voice=voice, speaker=speaker,
@@ -46,10 +46,10 @@ def srt_time(t: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from dubcli.audio.io import save_audio
-    from dubcli.data.layouts.synth import pad_to_blocks
+    from dubcli.prepare.layouts.synth import pad_to_blocks
+    from dubcli.synth.face_motion import FaceMotion, expression_from_prosody
+    from dubcli.synth.render import render_video
     from dubcli.timing import SAMPLE_RATE, VIDEO_FPS
-    from dubcli.vision.face_motion import FaceMotion, expression_from_prosody
-    from dubcli.vision.render import render_video
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--force", action="store_true", help="overwrite existing example files")

@@ -15,8 +15,8 @@ from dubcli.audio.codec.phonetic import BASE_INDEX, UNIT_INDEX, PhoneLabels
 from dubcli.audio.codec.train import train_world_codec
 from dubcli.audio.codec.world import CODEC_VERSION, f0_to_prosody, prosody_to_f0
 from dubcli.checkpoint import load_checkpoint, save_checkpoint
-from dubcli.data.layouts import LabelledAudio
 from dubcli.errors import CheckpointError, InputError
+from dubcli.prepare.layouts import LabelledAudio
 from dubcli.text.phonemes import strip_stress
 from dubcli.timing import HOP, SAMPLE_RATE, tokens_for_samples
 
@@ -34,9 +34,9 @@ def harmonic(f0: np.ndarray, amp: float = 0.3) -> np.ndarray:
 
 def synth_speech(n: int, seed: int, split: str, voices: list[str]) -> list[LabelledAudio]:
     """SynthDub utterances with their exact phone labels (mbrola timings)."""
-    from dubcli.data.layouts import Item
-    from dubcli.data.layouts.synth import SynthLayout
-    from dubcli.data.synth import make_specs
+    from dubcli.prepare.layouts import Item
+    from dubcli.prepare.layouts.synth import SynthLayout
+    from dubcli.synth.speech import make_specs
 
     lay = SynthLayout(n=1)
     specs = make_specs(n, seed, split, voices=voices)

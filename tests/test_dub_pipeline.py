@@ -171,7 +171,8 @@ def test_finished_output_is_skipped(clip, dropped):
 def test_duck_with_the_videos_own_voice(clip):
     root, video, subs, _ = clip
     result = dub_video(video, subs, out_dir=root / "duck", background="duck", widen_to_lips=True)
-    report = result.report
+    report = result.report.to_json()  # a DubReport: the file's document, typed
+    assert json.loads(result.outputs.report.read_text(encoding="utf-8")) == report
     assert report["voices"][0]["source"].startswith("video:")
     assert report["background"]["mode"] == "duck" and report["background"]["output_channels"] == 2
     wav, rate = sf.read(result.outputs.wav)

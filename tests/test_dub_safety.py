@@ -391,7 +391,7 @@ def test_class5_a_signal_a_library_swallows_still_stops_the_run(clip, capsys, mo
 
     if not hasattr(dubcli.errors, "Interrupted"):
         pytest.skip("before issue 14 a SIGTERM would end this test process")
-    from dubcli.dubbing import render
+    from dubcli.dubbing import pipeline
     from dubcli.errors import DependencyError
 
     video, subs, ref, _ = clip
@@ -399,8 +399,8 @@ def test_class5_a_signal_a_library_swallows_still_stops_the_run(clip, capsys, mo
     video.with_name("later.srt").write_text(SRT)
     calls = []
 
-    def import_hit_by_sigterm(video, *args, **kwargs):
-        calls.append(video.name)
+    def import_hit_by_sigterm(job, *args, **kwargs):
+        calls.append(job.video.name)
         try:
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # the handler raises here
@@ -409,7 +409,7 @@ def test_class5_a_signal_a_library_swallows_still_stops_the_run(clip, capsys, mo
                 f"mediapipe is needed ({exc!r} -> initialization failed)"
             ) from None
 
-    monkeypatch.setattr(render, "run_dub", import_hit_by_sigterm)
+    monkeypatch.setattr(pipeline, "run_dub", import_hit_by_sigterm)
     code, doc, err = dub(capsys, video.parent, "--ref", ref, "--background", "drop")
     assert code == EXIT_TERMINATED and calls == ["clip.mp4"]  # "later.mp4" never started
     assert err.endswith("dubcli: terminated (SIGTERM)") and "mediapipe" not in err

@@ -18,7 +18,7 @@ import torch
 from dubcli import media
 from dubcli.audio.io import load_audio
 from dubcli.cli import run as cli_run
-from dubcli.data.prepare import prepare
+from dubcli.prepare.run import prepare
 from dubcli.train.run import train
 
 sys.path.insert(0, str(Path(__file__).parent))

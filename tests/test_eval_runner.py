@@ -40,7 +40,7 @@ def seven_voices():
     """SynthDub's seven voices when the ids above were picked: make_specs draws over the split's
     voices, so this keeps those draws (4 and 7 one speaker, 1 and 2 GRID), for prepare and for
     eval's ground truth, which re-derives each spec from its id."""
-    from dubcli.data import synth
+    from dubcli.synth import speech as synth
 
     seven = ["us1", "us2", "us3", "en1", "kal", "ked", "slt"]
     with pytest.MonkeyPatch.context() as mp:
@@ -50,7 +50,7 @@ def seven_voices():
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from dubcli.data.prepare import prepare
+    from dubcli.prepare.run import prepare
 
     root = tmp_path_factory.mktemp("eval")
     data = root / "data"
@@ -389,8 +389,8 @@ def test_lse_from_the_utterance_video_with_syncnet_weights(tmp_path):
     from dubcli.data.manifest import Utterance
     from dubcli.eval import syncnet as sn
     from dubcli.eval.scoring import Scorer
-    from dubcli.vision.face_motion import FaceMotion
-    from dubcli.vision.render import render_video
+    from dubcli.synth.face_motion import FaceMotion
+    from dubcli.synth.render import render_video
 
     torch.manual_seed(0)
     state = sn.SyncNet().state_dict()

@@ -251,8 +251,8 @@ def make_talking_clip(root):
     Returns (root, video, subtitles, reference voice); cues at 0.2-2.2 s and 2.6-3.4 s."""
     from dubcli.audio.io import save_audio
     from dubcli.engines.baseline import espeak_wav
-    from dubcli.vision.face_motion import FaceMotion
-    from dubcli.vision.render import render_frames
+    from dubcli.synth.face_motion import FaceMotion
+    from dubcli.synth.render import render_frames
 
     syll = ["<sil>", "HH", "AH0", "L", "OW1", "DH", "EH1", "R", "M", "AY1", "F", "R", "EH1", "N",
             "D", "<sil>"]  # fmt: skip

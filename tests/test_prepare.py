@@ -16,12 +16,12 @@ from dubcli.audio.codec.phonetic import BASE_INDEX
 from dubcli.cli import _root, run
 from dubcli.commands.prepare import register
 from dubcli.console import reset_console
-from dubcli.data.layouts import Extracted, Item, ItemFailed, Layout
 from dubcli.data.manifest import ShardReader, read_dataset_info, read_manifest, write_shard
-from dubcli.data.merge import merge_prepared
-from dubcli.data.prepare import pair_refs, parse_shard, prepare
-from dubcli.data.synth import make_specs, synthesize
 from dubcli.errors import EXIT_USAGE, InputError, OutputError
+from dubcli.prepare.layouts import Extracted, Item, ItemFailed, Layout
+from dubcli.prepare.merge import merge_prepared
+from dubcli.prepare.run import pair_refs, parse_shard, prepare
+from dubcli.synth.speech import make_specs, synthesize
 from dubcli.text.phonemes import SILENCE, WORD_BOUNDARY, strip_stress
 from dubcli.timing import tokens_for_frames
 

@@ -16,14 +16,14 @@ import typer
 from dubcli.cli import _root, run
 from dubcli.commands.prepare import register
 from dubcli.console import reset_console
-from dubcli.data import synth
-from dubcli.data.layouts import ItemFailed, hash_split, sil_wrapped
-from dubcli.data.layouts.chem import read_rows
-from dubcli.data.layouts.grid import read_align
 from dubcli.data.manifest import ShardReader, read_manifest
-from dubcli.data.prepare import prepare
-from dubcli.data.voices import VOICES
 from dubcli.errors import EXIT_PARTIAL, InputError
+from dubcli.prepare.layouts import ItemFailed, hash_split, sil_wrapped
+from dubcli.prepare.layouts.chem import read_rows
+from dubcli.prepare.layouts.grid import read_align
+from dubcli.prepare.run import prepare
+from dubcli.synth import speech as synth
+from dubcli.synth.voices import VOICES
 from dubcli.text.phonemes import SILENCE, WORD_BOUNDARY, PhonemeSequence, WordSpan
 from dubcli.text.subtitles import format_srt_timestamp
 from dubcli.vision.features import LIP_NAMES

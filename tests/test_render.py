@@ -1,21 +1,21 @@
-"""Synthetic talking faces: landmark trajectories from phone timelines (vision/face_motion.py) and
-the astronaut photo warped by them (vision/render.py). Known answers: the rig's parameters are
+"""Synthetic talking faces: landmark trajectories from phone timelines (synth/face_motion.py) and
+the astronaut photo warped by them (synth/render.py). Known answers: the rig's parameters are
 the features of its points; the extractor (FaceMesh) must recover them from rendered video."""
 
 import numpy as np
 import pytest
 
 from dubcli.errors import InputError
-from dubcli.vision import features as F
-from dubcli.vision import render
-from dubcli.vision import topology as topo
-from dubcli.vision.face_motion import (
+from dubcli.synth import render
+from dubcli.synth.face_motion import (
     PARAMS,
     ExpressionStyle,
     FaceMotion,
     articulation,
     expression_from_prosody,
 )
+from dubcli.vision import features as F
+from dubcli.vision import topology as topo
 from dubcli.vision.landmarks import LandmarkTrack, track_faces
 
 LIP = {n: i for i, n in enumerate(F.LIP_NAMES)}
@@ -100,7 +100,7 @@ def test_truth_is_what_the_features_measure(motion):
 
 
 def test_deterministic_given_the_seed():
-    from dubcli.data.timeline import PhoneSpan
+    from dubcli.synth.timeline import PhoneSpan
 
     m = FaceMotion()
     a, c = m.generate(PHONES, seed=7), m.generate(PHONES, seed=8)

@@ -14,25 +14,25 @@ import warnings
 import numpy as np
 import pytest
 
-from dubcli.data import festival as festival_mod
-from dubcli.data import mbrola as mbrola_mod
-from dubcli.data import synth as synth_mod
-from dubcli.data.engines import REFERENCE_RMS_DB, normalize_loudness
-from dubcli.data.mbrola import FALLBACK
-from dubcli.data.perturb import measure_f0, warp_envelope, world_perturb
-from dubcli.data.phonesets import FLAP, PHONE_SETS, label_word
-from dubcli.data.prosody import STYLES, ProsodyStyle
-from dubcli.data.sentences import GRID_GRAMMAR, engine_words, text_split, words_of
-from dubcli.data.synth import (
+from dubcli.errors import DependencyError, InputError
+from dubcli.synth import festival as festival_mod
+from dubcli.synth import mbrola as mbrola_mod
+from dubcli.synth import speech as synth_mod
+from dubcli.synth.engines import REFERENCE_RMS_DB, normalize_loudness
+from dubcli.synth.mbrola import FALLBACK
+from dubcli.synth.perturb import measure_f0, warp_envelope, world_perturb
+from dubcli.synth.phonesets import FLAP, PHONE_SETS, label_word
+from dubcli.synth.prosody import STYLES, ProsodyStyle
+from dubcli.synth.sentences import GRID_GRAMMAR, engine_words, text_split, words_of
+from dubcli.synth.speech import (
     UtteranceSpec,
     check_synth_dependencies,
     make_specs,
     synthesize,
 )
-from dubcli.data.timeline import Segment
-from dubcli.data.voices import VOICES, Speaker, speakers
-from dubcli.data.wordlist import load_wordlist
-from dubcli.errors import DependencyError, InputError
+from dubcli.synth.timeline import Segment
+from dubcli.synth.voices import VOICES, Speaker, speakers
+from dubcli.synth.wordlist import load_wordlist
 from dubcli.text.phonemes import CONSONANTS, SILENCE, SYMBOL_TO_ID, VOWELS
 
 HAVE_MBROLA = shutil.which("espeak-ng") is not None and shutil.which("mbrola") is not None
@@ -415,7 +415,7 @@ def test_festival_hts_voice_renders_with_words():
 def test_eval_splits_repeat_speakers_for_setting2_references():
     from collections import Counter
 
-    from dubcli.data.synth import UTTS_PER_EVAL_SPEAKER, make_specs
+    from dubcli.synth.speech import UTTS_PER_EVAL_SPEAKER, make_specs
 
     for split in ("valid", "test"):
         specs = make_specs(4 * UTTS_PER_EVAL_SPEAKER, seed=3, split=split)

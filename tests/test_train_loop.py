@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from dubcli.data.dataset import DatasetOptions, DubDataset, collate
-from dubcli.train.loop import LoopConfig, fit
+from dubcli.train.loop import FitData, LoopConfig, fit
 from dubcli.train.optim import lr_at
 from dubcli.train.state import list_checkpoints, load_train_checkpoint
 
@@ -84,7 +84,7 @@ def run_toy(corpus: Path, run: Path, cfg: LoopConfig = CFG, resume: bool = False
     valid = DubDataset.open(corpus / "valid", DatasetOptions(random_crop=False))
     ck = load_train_checkpoint(run) if resume else None
     model = make_toy()
-    res = fit(model, train, collate, run, cfg, valid_set=valid, device=torch.device("cpu"),
+    res = fit(model, FitData(train, collate, valid), run, cfg, device=torch.device("cpu"),
               resume=ck, metadata={"toy": True}, on_step=on_step)  # fmt: skip
     return model, res
 

@@ -143,8 +143,8 @@ def test_cli_passes_options(monkeypatch, tmp_path):
         def to_json(self):
             return {"step": 3}
 
-    def fake(stage, data, output, **kw):
-        seen.update(stage=stage, data=data, output=output, **kw)
+    def fake(stage, data, output, options, **kw):
+        seen.update(stage=stage, data=data, output=output, **vars(options), **kw)
         return Result()
 
     monkeypatch.setattr("dubcli.train.run.train", fake)

@@ -171,13 +171,12 @@ def _dub(
     """The command's work once the options are checked; emit(doc) prints the --json result."""
     from dubcli.console import console, print_table
     from dubcli.dubbing.batch import dub_batch, summary_table
-    from dubcli.dubbing.pipeline import dub_video
+    from dubcli.dubbing.pipeline import dub_video, resolve_engine
     from dubcli.dubbing.plan import plan_table
-    from dubcli.engines.choose import choose_engine
     from dubcli.errors import PartialFailure, raise_if_interrupted
 
     dry_run = config.dry_run
-    choose_engine(config.engine, config.checkpoint)  # fail fast: --engine diflow, no checkpoint
+    config = resolve_engine(config)  # once per dub; fails fast: --engine diflow, no checkpoint
     bar, update, reset = progress_bar(verbosity >= 0 and not dry_run, CUE_LABELS)
     with bar:
         if input.is_dir():

@@ -90,6 +90,7 @@ def eval_command(
 ) -> None:
     """Evaluate dubbing: lip sync, WER, speaker similarity, DNSMOS and RTF per system."""
     from dubcli.errors import PartialFailure
+    from dubcli.eval.config import EvalConfig
     from dubcli.eval.report import print_table
     from dubcli.eval.runner import evaluate
 
@@ -97,15 +98,14 @@ def eval_command(
         raise typer.BadParameter(f"{setting} is not 1, 2 or 3", param_hint="--setting")
     if device not in DEVICES and not device.startswith("cuda:"):
         raise typer.BadParameter(f"{device!r} is not one of auto, cpu, cuda", param_hint="--device")
-    nfes = _nfe_list(nfe)
+    config = EvalConfig(setting=setting, nfe=tuple(_nfe_list(nfe)), limit=limit,
+                        audio_dir=audio_dir, compare=compare, oracles=oracles, plots=plots,
+                        seed=seed, device=device, offline=offline, syncnet=syncnet, pairs=pairs,
+                        metrics=metrics)  # fmt: skip
     chatty = cli_context(ctx).chatty
     bar, update, _ = progress_bar(chatty)
     with bar:
-        result = evaluate(checkpoint, split, setting=setting, nfe=nfes, limit=limit,
-                          audio_dir=audio_dir, compare=compare, plots=plots, out_dir=output_dir,
-                          seed=seed, device=device, progress=update, syncnet=syncnet,
-                          pairs=pairs, metrics=metrics, offline=offline,
-                          oracles=oracles)  # fmt: skip
+        result = evaluate(checkpoint, split, config, out_dir=output_dir, progress=update)
     if chatty:
         print_table(result)
     if as_json:

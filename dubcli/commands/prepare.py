@@ -1,6 +1,6 @@
 """`dubcli prepare` (raw data -> features, tokens, alignments) and `dubcli prepare-merge`.
 
-Thin on purpose: validate the options, call dubcli.data.prepare.prepare (or data.merge's
+Thin on purpose: validate the options, call dubcli.prepare.run.prepare (or prepare.merge's
 merge_prepared), show progress on stderr, print --json on stdout. Exit codes: the DubcliError's;
 8 (PartialFailure) when some items failed (they are listed in OUT/failures.jsonl).
 """
@@ -132,9 +132,10 @@ def prepare(
 ) -> None:
     """Turn raw data into the prepared-dataset format that train and eval read."""
     from dubcli.console import console
-    from dubcli.data.prepare import parse_shard
-    from dubcli.data.prepare import prepare as run_prepare
     from dubcli.errors import InputError, PartialFailure
+    from dubcli.prepare.config import PrepareConfig
+    from dubcli.prepare.run import parse_shard
+    from dubcli.prepare.run import prepare as run_prepare
 
     if layout not in LAYOUTS:
         raise typer.BadParameter(f"{layout!r} is not one of {', '.join(LAYOUTS)}",
@@ -161,15 +162,14 @@ def prepare(
         options["speaker"] = speaker
     if layout == "pairs":
         options["splits"] = splits
+    config = PrepareConfig(n=n, seed=seed, workers=workers, shard=shard, codec=codec,
+                           render=render, force=force, layout_options=options,
+                           codec_config={"vocab": codebook_size}, codec_items=codec_items,
+                           shard_size=shard_size, only_splits=tuple(only_split or ()))  # fmt: skip
     chatty = cli_context(ctx).chatty
     bar, update = _progress_bar(chatty)
     with bar:
-        result = run_prepare(
-            layout, data, output_dir, n=n, seed=seed, workers=workers, shard=shard, codec=codec,
-            render=render, force=force, progress=update, layout_options=options,
-            codec_config={"vocab": codebook_size}, codec_items=codec_items, shard_size=shard_size,
-            only_splits=tuple(only_split or ()),
-        )  # fmt: skip
+        result = run_prepare(layout, data, output_dir, config, progress=update)
     if chatty:
         c = result.counts
         console().print(
@@ -200,7 +200,7 @@ def prepare_merge(
 ) -> None:
     """Merge the part folders of `prepare --shard i/n` runs into one prepared dataset."""
     from dubcli.console import console
-    from dubcli.data.merge import merge_prepared
+    from dubcli.prepare.merge import merge_prepared
 
     chatty = cli_context(ctx).chatty
     res = merge_prepared(parts, output_dir, force=force)

@@ -82,25 +82,13 @@ def train(
         raise typer.BadParameter("--resume and --force exclude each other", param_hint="--force")
     if lr is not None and lr <= 0:
         raise typer.BadParameter("must be > 0", param_hint="--lr")
+    from dubcli.train.options import TrainOptions
     from dubcli.train.run import train as run_training
 
-    result = run_training(
-        stage,
-        data,
-        output,
-        config=config,
-        init_from=init_from,
-        device=device,
-        steps=steps,
-        epochs=epochs,
-        batch_tokens=batch_tokens,
-        lr=lr,
-        seed=seed,
-        resume=resume,
-        force=force,
-        export=export,
-        progress=cli_context(ctx).chatty,
-    )
+    options = TrainOptions(config=config, init_from=init_from, device=device, steps=steps,
+                           epochs=epochs, batch_tokens=batch_tokens, lr=lr, seed=seed,
+                           resume=resume, force=force, export=export)  # fmt: skip
+    result = run_training(stage, data, output, options, progress=cli_context(ctx).chatty)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
     if as_json:

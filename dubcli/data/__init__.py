@@ -1,15 +1,10 @@
-"""Data: corpora, manifests, datasets and the SynthDub generator (DESIGN 4 and 6).
+"""Data: the prepared-dataset format that `prepare` writes and `train` / `eval` read (DESIGN 7).
 
-SynthDub speech (synth.py is the entry point; other modules here serve manifests and training):
-  synth.py      UtteranceSpec / SynthUtterance, make_specs, synthesize, check_synth_dependencies
-  voices.py     voices, speaker ids (voice + WORLD perturbation) and the fixed train/test split
-  prosody.py    ProsodyStyle: pitch level/range, rate, energy (recorded per utterance)
-  sentences.py  GRID grammar, free word sequences, text -> split hashing
-  wordlist.py   the shipped frequency word list (wordlist.txt) and how it was built
-  phonesets.py  mbrola / festival phone sets -> our ARPAbet vocabulary, CMUdict stress
-  mbrola.py     espeak-ng .pho editing + mbrola rendering
-  festival.py   festival voices with segment timings
-  perturb.py    WORLD vocal-tract-length / F0 perturbation
-  timeline.py   PhoneSpan / WordTiming, sample-exact timelines
-  engines.py    what the engines share (program runs, edges, loudness)
+  manifest.py   dataset.json, manifest.jsonl lines (`Utterance`), shards and their reader
+  writer.py     the writing side: shards, manifest lines, dataset.json, the folder lock
+  dataset.py    the torch Dataset over one split and the collate into `model.batch.Batch`
+  sampler.py    token-count batches, length-bucketed, sharded across ranks
+
+Making data lives elsewhere: the SynthDub generator in dubcli/synth/, the prepare pipeline and
+its layouts in dubcli/prepare/.
 """

@@ -131,12 +131,18 @@ def dub_batch(
     **kwargs,
 ) -> BatchResult:
     """Dub every paired item with dub_video: `config` (a DubConfig) and kwargs (progress, or
-    DubConfig fields such as refs, engine, background, force) go to it.
+    DubConfig fields such as refs, engine, background, force) go to it. The engine is chosen
+    once for the batch (pipeline.resolve_engine).
 
     on_item(i, n, item) is called before each item (progress display)."""
-    from dubcli.dubbing.pipeline import dub_video
+    from dubcli.dubbing.config import DubConfig
+    from dubcli.dubbing.pipeline import dub_video, resolve_engine
 
+    progress = kwargs.pop("progress", None)
     items = pair_inputs(input, text)
+    config = DubConfig.of(config, **kwargs)
+    if config.engine is None:
+        config = resolve_engine(config)
     results = []
     for i, item in enumerate(items):
         raise_if_interrupted()
@@ -148,7 +154,7 @@ def dub_batch(
             results.append(ItemResult(item.video, None, "failed", item.problem, 3))
             continue
         try:
-            res = dub_video(item.video, item.subtitles, config, out_dir=out_dir, **kwargs)
+            res = dub_video(item.video, item.subtitles, config, out_dir=out_dir, progress=progress)
         except DubcliError as exc:
             if Interrupted.pending is not None:  # a library swallowed the signal's exception
                 raise Interrupted(Interrupted.pending) from exc
@@ -185,10 +191,10 @@ def summary_table(batch: BatchResult):
     style = {"done": "green", "skipped": "cyan", "planned": "cyan", "failed": "red"}
     for it in batch.items:
         res = it.result
-        report = getattr(res, "report", None) or {}
+        report = getattr(res, "report", None)  # a DubReport when the item was dubbed
         plan = getattr(res, "plan", None)
         cues = str(len(plan.windows)) if plan is not None else ""
-        lufs = report.get("loudness", {}).get("after")
+        lufs = report.loudness.get("after") if report is not None else None
         detail = it.error or (str(res.outputs.video) if res is not None else "")
         table.add_row(Text(it.video.name), Text(it.status, style=style[it.status]), cues,
                       f"{it.seconds:.1f}", "" if lufs is None else f"{lufs:.1f}", Text(detail))  # fmt: skip

@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from dubcli.console import get_logger
+from dubcli.dubbing.config import DubConfig
 from dubcli.dubbing.loudness import integrated_loudness
 from dubcli.dubbing.plan import MAX_WIDEN, CueWindow, lip_activity, widen_to_activity
+from dubcli.dubbing.report import CueRecord
 from dubcli.dubbing.voices import Voice
 from dubcli.engines.base import CueJob, Engine
 from dubcli.engines.sync import sync_estimate
@@ -92,21 +94,21 @@ def cached_path(work: Path, index: int, key: str) -> Path:
     return work / f"cue{index:05d}.{key}.npz"
 
 
-def load_cached(path: Path) -> tuple[np.ndarray, dict] | None:
+def load_cached(path: Path) -> tuple[np.ndarray, CueRecord] | None:
     """(wav, record) of a finished cue, or None (missing or unreadable: it is redone)."""
     if not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            return z["wav"].astype(np.float32), json.loads(str(z["record"]))
-    except (OSError, ValueError, KeyError) as exc:
+            return z["wav"].astype(np.float32), CueRecord.from_json(json.loads(str(z["record"])))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         log.debug("%s: unreadable cached cue (%s); redoing it", path, exc)
         return None
 
 
-def save_cached(path: Path, wav: np.ndarray, record: dict) -> None:
+def save_cached(path: Path, wav: np.ndarray, record: CueRecord) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, wav=np.asarray(wav, np.float32), record=np.array(json.dumps(record)))
+        np.savez(f, wav=np.asarray(wav, np.float32), record=np.array(json.dumps(record.to_json())))
 
 
 def _track_size(width: int, height: int) -> tuple[int, int] | None:
@@ -144,21 +146,21 @@ def synthesize_cue(
     info,
     window: CueWindow,
     *,
-    lo: float,
-    hi: float,
+    bounds: tuple[float, float],
     voice: Voice,
     engine: Engine,
-    seed: int,
-    nfe: int,
-    widen: bool,
+    config: DubConfig,
     timers: Timers,
-) -> tuple[CueWindow, np.ndarray, dict]:
+) -> tuple[CueWindow, np.ndarray, CueRecord]:
     """Frames -> landmarks -> features -> engine for one cue. Returns (final window, wav (n,)
-    at 16 kHz starting at the window start, report record). lo/hi bound a widened window."""
+    at 16 kHz starting at the window start, its record). bounds: (lo, hi) seconds a widened
+    window stays within; config: the run's seed, nfe and widen_to_lips."""
     from dubcli import media
     from dubcli.vision.features import mouth_aperture, visual_features
     from dubcli.vision.landmarks import track_faces
 
+    lo, hi = bounds
+    seed, nfe, widen = config.seed, config.nfe, config.widen_to_lips
     margin = MAX_WIDEN if widen else 0.0
     fa = max(0.0, window.start - margin)
     fb = min(info.duration, window.end + margin)
@@ -202,42 +204,42 @@ def synthesize_cue(
     wav, gain = level(np.asarray(audio.wav, np.float32).reshape(-1))
     onset, offset = speech_extent(wav)
     sync = sync_estimate(ap_w, valid_w, wav) if lip is not None else None
-    record = {
-        "index": window.index,
-        "text": window.text,
-        "display_text": window.display_text,
-        "speaker": window.speaker,
-        "cue": [round(window.cue_start, 3), round(window.cue_end, 3)],
-        "window": [round(window.start, 3), round(window.end, 3)],
-        "fit": {
+    record = CueRecord(
+        index=window.index,
+        text=window.text,
+        display_text=window.display_text,
+        speaker=window.speaker,
+        cue=(round(window.cue_start, 3), round(window.cue_end, 3)),
+        window=(round(window.start, 3), round(window.end, 3)),
+        fit={
             "status": window.fit.status,
             "words_per_second": window.fit.wps,
             "phones_per_second": window.fit.pps,
             "words": window.fit.words,
             "phones": window.fit.phonemes,
         },  # fmt: skip
-        "engine": engine.name,
-        "seed": job.seed,
-        "nfe": nfe,
-        "stretch": audio.stretch,
-        "tokens": audio.tokens,
-        "natural_seconds": audio.natural_seconds,
-        "model_seconds": audio.model_seconds,
-        "audio_seconds": round(len(wav) / SAMPLE_RATE, 3),
-        "audio_samples": len(wav),  # at 16 kHz
-        "speech": [round(onset, 3), round(offset, 3)],  # seconds from the window start
-        "level_gain_db": round(gain, 2),
-        "video_frames": nv,
-        "face_frames_rate": round(face_rate, 3),
-        "faces_in_clip": track.n_faces,
-        "sync": None
+        engine=engine.name,
+        seed=job.seed,
+        nfe=nfe,
+        stretch=audio.stretch,
+        tokens=audio.tokens,
+        natural_seconds=audio.natural_seconds,
+        model_seconds=audio.model_seconds,
+        audio_seconds=round(len(wav) / SAMPLE_RATE, 3),
+        audio_samples=len(wav),  # at 16 kHz
+        speech=(round(onset, 3), round(offset, 3)),  # seconds from the window start
+        level_gain_db=round(gain, 2),
+        video_frames=nv,
+        face_frames_rate=round(face_rate, 3),
+        faces_in_clip=track.n_faces,
+        sync=None
         if sync is None
         else {
             "offset_s": sync.offset_s,
             "confidence": sync.confidence,
             "correlation": sync.correlation,
         },  # fmt: skip
-        "voice": voice.source,
-        "notes": notes + list(audio.notes),
-    }
+        voice=voice.source,
+        notes=(*notes, *audio.notes),
+    )
     return window, wav, record

@@ -167,11 +167,11 @@ def render_mix(
     intervals: Sequence[tuple[int, int]],
     lufs: float | None,
     rate: int = MIX_RATE,
-    force: bool = True,
     progress: Callable[[int, int], None] | None = None,
     tmp_dir: str | os.PathLike | None = None,
 ) -> MixStats:
-    """Write the final track to `out` (wav, 16-bit, `rate`, bg.channels_out channels).
+    """Write the final track to `out` (wav, 16-bit, `rate`, bg.channels_out channels), atomically,
+    replacing what is there (the pipeline has decided it may).
 
     dub(b0, b1) -> (b1 - b0,) float32 dub samples; background yields (k, channels_in) source
     blocks at `rate` (any block sizes; a short stream is padded with silence, a long one cut)."""
@@ -208,24 +208,24 @@ def render_mix(
             if lufs - before > MAX_GAIN_DB:
                 log.warning("%s: the mix is very quiet (%.1f LUFS); gain capped at +%.0f dB",
                             out, before, MAX_GAIN_DB)  # fmt: skip
-        stats = _apply_gain(raw_path, out, total, rate, ch, 10 ** (gain_db / 20), force, progress)
+        stats = _apply_gain(raw_path, out, total, rate, ch, 10 ** (gain_db / 20), progress)
         miss = (lufs - stats[0]) if lufs is not None and np.isfinite(stats[0]) else 0.0
         if abs(miss) > LIMIT_TOLERANCE_LU and gain_db + miss <= MAX_GAIN_DB:
             # the limiter took off more than the tolerance: one corrected pass (peaky speech)
             gain_db += miss
             g = 10 ** (gain_db / 20)
-            stats = _apply_gain(raw_path, out, total, rate, ch, g, True, progress)
+            stats = _apply_gain(raw_path, out, total, rate, ch, g, progress)
     return MixStats(before, gain_db, stats[0], stats[1], stats[2], bg)
 
 
-def _apply_gain(raw_path, out, total, rate, ch, gain, force, progress):
+def _apply_gain(raw_path, out, total, rate, ch, gain, progress):
     """Pass 2: gain + limiter per block, with margins so the limiter sees across block edges."""
     import soundfile as sf
 
     block, margin = int(BLOCK_S * rate), 4 * int(LIMIT_WINDOW_S * rate) + 4
     ceiling = 10 ** (LIMIT_DBFS / 20)
     meter, limited, peak = LoudnessMeter(rate, ch), 0, 0.0
-    with atomic_path(out, force=force) as tmp, sf.SoundFile(raw_path) as raw:
+    with atomic_path(out, force=True) as tmp, sf.SoundFile(raw_path) as raw:
         with sf.SoundFile(tmp, "w", rate, ch, subtype="PCM_16", format="WAV") as dst:
             for b0 in range(0, total, block):
                 b1 = min(total, b0 + block)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,3 +274,30 @@ def pending_report(video: Path, subtitles: Path, outputs: DubOutputs, identity: 
         "outputs": outputs.as_dict(),
         "identity": identity,
     }
+
+
+def make_folder(out_dir: Path) -> list[Path]:
+    """Create out_dir (and missing parents); the folders created, deepest first. OutputError if
+    it cannot be made or written."""
+    created, p = [], out_dir
+    while not p.exists() and p != p.parent:
+        created.append(p)
+        p = p.parent
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        remove_empty(created)
+        raise OutputError(
+            f"{out_dir}: output folder cannot be written ({exc.strerror or exc})"
+        ) from None
+    return created
+
+
+def remove_empty(folders: list[Path]) -> None:
+    for p in folders:
+        try:
+            p.rmdir()
+        except OSError:
+            return  # not empty (or gone): leave it and its parents

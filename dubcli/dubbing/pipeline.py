@@ -24,32 +24,59 @@ the run ends, except after an interruption (Ctrl-C, SIGTERM, kill), where a reru
 output folder the run created is removed again when the run fails before writing into it.
 Memory is bounded by the longest cue (frames stream per cue; finished cues wait on disk in the
 work folder; the mix streams in blocks), never by the video's length.
+
+The engine is chosen once per dub (`resolve_engine`: the command, dub_batch, or dub_video when
+the config names none) and made once per process (engines.choose.create_engine). Cues travel as
+typed `CueRecord`s and the run as a `DubReport` (report.py) to the report file.
+
+Order of writes: finished cues into the work folder, the claim, the track, the subtitles, the
+video, the final report (the marker outputs.decide trusts); killed anywhere, a rerun redoes only
+what is missing. A write that fails for the disk's sake (full, read-only, denied, quota) is an
+OutputError (exit 6) naming the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dubcli.console import get_logger
 from dubcli.dubbing.config import DubConfig
 from dubcli.dubbing.outputs import (
     DubOutputs,
     decide,
+    file_stats,
+    make_folder,
     output_paths,
+    pending_report,
     read_report,
     reference_ids,
+    remove_empty,
     run_identity,
 )
-from dubcli.dubbing.plan import DubPlan
-from dubcli.engines.choose import engine_identity
-from dubcli.errors import InputError, Interrupted, OutputError
+from dubcli.dubbing.plan import DubPlan, no_cue_message, summarize
+from dubcli.dubbing.report import (
+    CueRecord,
+    DubReport,
+    background_json,
+    input_json,
+    loudness_json,
+    voices_json,
+)
+from dubcli.engines.choose import ENGINES, engine_identity
+from dubcli.errors import InputError, Interrupted, OutputError, raise_if_interrupted
 from dubcli.fsutil import file_lock, remove_workdir, sweep_partials
+from dubcli.timing import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from dubcli.dubbing.cuework import Timers
+    from dubcli.media.probe import MediaInfo
 
 log = get_logger(__name__)
 
@@ -64,7 +91,7 @@ class DubResult:
     outputs: DubOutputs
     engine: str
     plan: DubPlan | None = None
-    report: dict | None = None
+    report: DubReport | None = None
     seconds: float = 0.0
     warnings: tuple[str, ...] = field(default_factory=tuple)
     redo_reasons: tuple[str, ...] = ()  # why finished outputs were redone (status "done")
@@ -84,7 +111,7 @@ class DubResult:
                             "text": w.text, "speaker": w.speaker, "fit": w.fit.status,
                             "words_per_second": w.fit.wps} for w in self.plan.windows]  # fmt: skip
         if self.report is not None:
-            out["loudness_lufs"] = self.report["loudness"]["after"]
+            out["loudness_lufs"] = self.report.loudness["after"]
         return out
 
 
@@ -110,8 +137,8 @@ def dub_video(
     video's folder. Raises InputError / DependencyError / CheckpointError / OutputError /
     ProcessingError."""
     from dubcli import media
+    from dubcli.dubbing.cuework import Timers
     from dubcli.dubbing.plan import plan_cues
-    from dubcli.engines.choose import choose_engine
     from dubcli.text.subtitles import read_cues
 
     t_start = time.perf_counter()
@@ -125,12 +152,11 @@ def dub_video(
     outputs = output_paths(video, out_dir)
     if outputs.video.resolve() == video.resolve():
         raise OutputError(f"{outputs.video}: the output would overwrite the input")
-    engine_name, why = choose_engine(config.engine, config.checkpoint)
-    if why:
-        log.info("%s", why)
-    config = dataclasses.replace(config, engine=engine_name)  # the engine chosen, from here on
-    from dubcli.dubbing.cuework import Timers
-
+    if config.engine is None:
+        config = resolve_engine(config)  # the engine chosen, from here on
+    elif config.engine not in ENGINES:
+        raise InputError(f"unknown engine {config.engine!r} (choose from {', '.join(ENGINES)})")
+    engine_name = config.engine
     timers = Timers()
     if config.dry_run:
         plan = plan_cues(cues, info.duration)
@@ -148,7 +174,7 @@ def dub_video(
         log.warning("%s: another dubcli run (%s) is writing these outputs; waiting for it to "
                     "finish", outputs.report, holder)  # fmt: skip
 
-    created = _make_folder(out_dir)
+    created = make_folder(out_dir)
     done = working = False
     try:
         with file_lock(outputs.lock, on_wait=waiting):
@@ -173,10 +199,8 @@ def dub_video(
             timers.add("plan", time.perf_counter() - t_plan)
             if not plan.windows:
                 raise InputError(no_cue_message(subtitles, plan))
-            from dubcli.dubbing.render import run_dub
-
-            report = run_dub(video, subtitles, info, plan, outputs, config, progress=progress,
-                             timers=timers, identity=identity, redo=decision.reasons)  # fmt: skip
+            job = DubJob(video, subtitles, info, plan, outputs, config, timers, progress)
+            report = run_dub(job, identity=identity, redo=decision.reasons)
             done = True
     except (KeyboardInterrupt, Interrupted):
         raise  # the work folder stays: a rerun reuses its finished cues
@@ -188,41 +212,237 @@ def dub_video(
         raise
     finally:
         if not done:
-            _remove_empty(created)
+            remove_empty(created)
     seconds = time.perf_counter() - t_start
     return DubResult(video, subtitles, "done", outputs, engine_name, plan, report, seconds,
-                     tuple(report["warnings"]), decision.reasons)  # fmt: skip
+                     report.warnings, decision.reasons)  # fmt: skip
 
 
-def no_cue_message(subtitles: Path, plan: DubPlan) -> str:
-    """'no cue can be dubbed' with each skipped cue's reason (the first few, then a count)."""
-    reasons = [f"cue {s.index}: {s.reason}" for s in plan.skipped]
-    shown = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
-    return f"{subtitles}: no cue can be dubbed ({len(reasons)} skipped: {shown})"
+def resolve_engine(config: DubConfig) -> DubConfig:
+    """`config` with the engine that dubs: engines.choose's rule and checks (its message logged
+    once). Called once per dub: by `dubcli dub`, else by dub_batch / dub_video when the config
+    names no engine (a config that names one was resolved by its maker)."""
+    from dubcli.engines.choose import choose_engine
+
+    name, why = choose_engine(config.engine, config.checkpoint)
+    if why:
+        log.info("%s", why)
+    return dataclasses.replace(config, engine=name)
 
 
-def _make_folder(out_dir: Path) -> list[Path]:
-    """Create out_dir (and missing parents); the folders created, deepest first. OutputError if
-    it cannot be made or written."""
-    created, p = [], out_dir
-    while not p.exists() and p != p.parent:
-        created.append(p)
-        p = p.parent
+@dataclass(frozen=True)
+class DubJob:
+    """One planned dub run: what the steps after planning share."""
+
+    video: Path
+    subtitles: Path
+    info: MediaInfo  # the video's probe
+    plan: DubPlan
+    outputs: DubOutputs
+    config: DubConfig  # with the engine chosen
+    timers: Timers  # seconds per stage, accumulated over the run
+    progress: Progress | None = None
+
+    def tick(self, stage: str, done: int, total: int) -> None:
+        if self.progress:
+            self.progress(stage, done, total)
+
+
+def run_dub(job: DubJob, *, identity: dict | None = None, redo: Sequence[str] = ()) -> DubReport:
+    """Everything after planning: voices, cues, timeline, mix, outputs; returns the report
+    (also written to outputs.report). identity: what outputs.run_identity recorded for this run;
+    redo: why it redoes old outputs."""
+    from dubcli.dubbing.mix import MIX_RATE, resolve_background
+    from dubcli.dubbing.report import skipped_json
+    from dubcli.dubbing.timeline import place
+    from dubcli.fsutil import is_write_error, write_error
+
+    warnings = list(job.plan.warnings)
+    engine, voices = _engine_and_voices(job, warnings)
+    records, paths = _dub_cues(job, engine, voices)
+    run_notes = [("face", r.index, f"cue {r.index}: {n}", n) for r in records
+                 for n in r.notes if n.startswith("no face")]  # fmt: skip
+
+    # timeline at the mix rate: speech placed at each (final) window start
+    total = int(round(job.info.duration * MIX_RATE))
+    ratio = MIX_RATE // SAMPLE_RATE
+    lengths = {r.index: r.audio_samples * ratio for r in records}
+    placements = place([(r.index, r.window[0], lengths[r.index]) for r in records], MIX_RATE,
+                       total)  # fmt: skip
+    by_index = {p.index: p for p in placements}
+    intervals, placed = [], []
+    for r in records:
+        p = by_index[r.index]
+        s = p.start + int(r.speech[0] * MIX_RATE)
+        e = min(p.end, p.start + int(r.speech[1] * MIX_RATE))
+        if e > s:
+            intervals.append((s, e))
+        notes = r.notes
+        if p.cut > 0:
+            msg = f"{p.cut / MIX_RATE:.2f} s of speech cut at the next cue / the video's end"
+            notes = (*notes, msg)
+            run_notes.append(("cut", r.index, f"cue {r.index}: {msg}",
+                              "speech cut at the next cue / the video's end"))  # fmt: skip
+        placed.append(dataclasses.replace(
+            r, placed=(round(p.start / MIX_RATE, 3), round(p.end / MIX_RATE, 3)),
+            cut_seconds=round(p.cut / MIX_RATE, 3), notes=notes))  # fmt: skip
+    for msg in summarize(run_notes):  # one line per kind when many cues share it
+        log.info("%s: %s", job.video, msg)
+        warnings.append(msg)
+
+    info = job.info
+    channels_in = (info.audio_streams[0].channels or 2) if info.has_audio else 0
+    bg = resolve_background(job.config.background, channels_in)
+    if bg.note:
+        log.warning("%s: %s", job.video, bg.note)
+        warnings.append(bg.note)
+    raise_if_interrupted()
+    try:  # the writes: a failure for the disk's sake is an OutputError naming the file
+        mix = _write_media(job, placed, paths, by_index, intervals, bg, identity, lengths, total)
+        report = DubReport(
+            input=input_json(job.video, job.subtitles, info), outputs=job.outputs.as_dict(),
+            engine={"name": engine.name, "fingerprint": engine.fingerprint(),
+                    "checkpoint": job.config.checkpoint},
+            seed=job.config.seed, nfe=job.config.nfe, widen_to_lips=job.config.widen_to_lips,
+            keep_original=job.config.keep_original, voices=voices_json(voices),
+            background=background_json(bg), loudness=loudness_json(job.config.lufs, mix),
+            timings=(stages := {k: round(v, 3) for k, v in job.timers.seconds.items()}),
+            real_time_factor=round(sum(stages.values()) / max(info.duration, 1e-3), 3),
+            warnings=tuple(warnings), skipped=skipped_json(job.plan), cues=tuple(placed),
+            identity=identity, redone_because=tuple(redo), files=file_stats(job.outputs),
+        )  # fmt: skip
+        _write_json(job.outputs.report, report.to_json())
+    except Exception as exc:
+        if is_write_error(exc):
+            raise write_error(getattr(exc, "filename", None) or job.outputs.report.parent,
+                              exc) from exc  # fmt: skip
+        raise
+    remove_workdir(job.outputs.work)
+    return report
+
+
+def _engine_and_voices(job: DubJob, warnings: list[str]):
+    """The engine (made once per process) and the reference voices, checked against the plan."""
+    from dubcli.dubbing.voices import load_voices, video_voices
+    from dubcli.engines.choose import create_engine
+
+    c, windows = job.config, job.plan.windows
+    with job.timers.stage("voices"):
+        engine = create_engine(c.engine, checkpoint=c.checkpoint, offline=c.offline,
+                               device=c.device)  # fmt: skip
+        if c.refs:
+            voices = load_voices(c.refs)
+        else:
+            voices = video_voices(job.video, [(w.speaker, w.start, w.end) for w in windows])
+        for msg in voices.check([w.speaker for w in windows]):
+            log.warning("%s: %s", job.video, msg)
+            warnings.append(msg)
+    return engine, voices
+
+
+def _dub_cues(job: DubJob, engine, voices) -> tuple[list[CueRecord], dict[int, Path]]:
+    """Every cue's speech, from the work folder when an unfinished run left it there; returns
+    the records and the cached file of each cue."""
+    from dubcli.dubbing import cuework
+    from dubcli.fsutil import write_error
+
+    video, work, config = job.video, job.outputs.work, job.config
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
-            pass
+        work.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        _remove_empty(created)
-        raise OutputError(
-            f"{out_dir}: output folder cannot be written ({exc.strerror or exc})"
-        ) from None
-    return created
+        raise write_error(work, exc) from exc
+    video_id = f"{video.resolve()}:{video.stat().st_size}:{video.stat().st_mtime_ns}"
+    records, paths, reused = [], {}, 0
+    windows = list(job.plan.windows)
+    lo = 0.0
+    for i, window in enumerate(windows):
+        raise_if_interrupted()
+        hi = windows[i + 1].start if i + 1 < len(windows) else job.info.duration
+        voice = voices.for_speaker(window.speaker)
+        key = cuework.cue_key(window, voice, engine, seed=config.seed, nfe=config.nfe,
+                              widen=config.widen_to_lips, video_id=video_id)  # fmt: skip
+        path = cuework.cached_path(work, window.index, key)
+        cached = cuework.load_cached(path)
+        if cached is not None:
+            record = cached[1]
+            reused += 1
+        else:
+            _, wav, record = cuework.synthesize_cue(
+                video, job.info, window, bounds=(lo, hi), voice=voice, engine=engine,
+                config=config, timers=job.timers,
+            )  # fmt: skip
+            cuework.save_cached(path, wav, record)
+        lo = record.window[1]
+        records.append(record)
+        paths[window.index] = path
+        job.tick("cues", i + 1, len(windows))
+    if reused:
+        log.info("%s: %d of %d cues reused from an earlier, unfinished run", video, reused,
+                 len(windows))  # fmt: skip
+    return records, paths
 
 
-def _remove_empty(folders: list[Path]) -> None:
-    for p in folders:
-        try:
-            p.rmdir()
-        except OSError:
-            return  # not empty (or gone): leave it and its parents
+def _write_media(job: DubJob, records, paths, by_index, intervals, bg, identity, lengths, total):
+    """The claim (a report with "complete": false), the mixed track, the subtitles and the muxed
+    video, in that order; returns the mix's MixStats."""
+    import numpy as np
+
+    from dubcli import media
+    from dubcli.dubbing import cuework
+    from dubcli.dubbing.mix import MIX_RATE, render_mix
+    from dubcli.dubbing.timeline import TimelineRenderer
+    from dubcli.fsutil import atomic_write_text, is_write_error, write_error
+    from dubcli.text.subtitles import Cue, write_srt
+
+    video, outputs, timers = job.video, job.outputs, job.timers
+
+    def load(index: int) -> np.ndarray:
+        import soxr
+
+        wav = cuework.load_cached(paths[index])[0]
+        up = soxr.resample(wav, SAMPLE_RATE, MIX_RATE, quality="HQ")
+        n = lengths[index]
+        return np.pad(up, (0, max(0, n - len(up))))[:n]
+
+    timeline = TimelineRenderer(list(by_index.values()), load, MIX_RATE)
+    if identity is not None:
+        _write_json(outputs.report, pending_report(video, job.subtitles, outputs, identity))
+    source = None
+    if bg.mode != "drop":
+        source = media.iter_audio_blocks(video, MIX_RATE, block_seconds=10.0, mono=False)
+    try:  # its first pass writes a float temporary the size of the track
+        with timers.stage("mix"):
+            mix = render_mix(
+                outputs.wav, total=total, dub=timeline.render, background=source, bg=bg,
+                intervals=intervals, lufs=job.config.lufs, tmp_dir=outputs.work,
+                progress=(lambda d, n: job.tick("mix", d, n)) if job.progress else None,
+            )  # fmt: skip
+    except Exception as exc:
+        if is_write_error(exc):
+            raise write_error(outputs.wav, exc) from exc
+        raise
+
+    srt_cues = []
+    for r in records:
+        p = by_index[r.index]
+        s = p.start / MIX_RATE + r.speech[0]
+        e = min(p.end / MIX_RATE, p.start / MIX_RATE + r.speech[1])
+        if e - s > 0.01:
+            srt_cues.append(Cue(len(srt_cues) + 1, s, e, r.display_text, r.speaker))
+    if srt_cues:
+        write_srt(srt_cues, outputs.srt, with_speakers=any(c.speaker for c in srt_cues))
+    else:
+        atomic_write_text(outputs.srt, "\n")
+    raise_if_interrupted()
+    with timers.stage("mux"):
+        job.tick("mux", 0, 1)
+        media.mux_audio(video, outputs.wav, outputs.video, keep_original=job.config.keep_original,
+                        force=True)  # fmt: skip
+    job.tick("mux", 1, 1)
+    return mix
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    from dubcli.fsutil import atomic_write_text
+
+    atomic_write_text(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

@@ -286,3 +286,10 @@ def plan_table(plan: DubPlan):
         table.add_row(str(s.index), "-", "-", "", "", "", Text("skipped", style="dim"),
                       Text(f"{s.text} ({s.reason})"))  # fmt: skip
     return table
+
+
+def no_cue_message(subtitles, plan: DubPlan) -> str:
+    """'no cue can be dubbed' with each skipped cue's reason (the first few, then a count)."""
+    reasons = [f"cue {s.index}: {s.reason}" for s in plan.skipped]
+    shown = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
+    return f"{subtitles}: no cue can be dubbed ({len(reasons)} skipped: {shown})"

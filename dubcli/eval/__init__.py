@@ -7,6 +7,9 @@
 - mos.py      DNSMOS naturalness (speechmos ONNX models)
 - rtf.py      real-time factor timing
 
+The run around them: runner.py (`evaluate`, read from a frozen EvalConfig, config.py), splits.py
+(pairs and Settings), groundtruth.py, scoring.py, systems.py, report.py and plots.py.
+
 Nothing is imported here: the CLI imports this package at startup, and the metrics pull heavy
 dependencies (torch, onnxruntime, resemblyzer) only when called.
 """

@@ -135,8 +135,8 @@ class GroundTruth:
         """Re-render a SynthDub utterance from the spec its manifest line records (text,
         speaker, style, voice, kind, seed), so a corpus keeps its ground truth whatever later
         versions draw for the same id."""
-        from dubcli.data.prosody import ProsodyStyle
-        from dubcli.data.synth import UtteranceSpec, synthesize
+        from dubcli.synth.prosody import ProsodyStyle
+        from dubcli.synth.speech import UtteranceSpec, synthesize
 
         if _SYNTH_ID.match(utt.id) is None:
             raise InputError(f"{utt.id}: not a SynthDub id; cannot re-synthesize it")
@@ -151,7 +151,7 @@ class GroundTruth:
         return synthesize(spec).wav
 
     def _from_layout(self, utt: Utterance) -> np.ndarray:
-        from dubcli.data.layouts import ItemFailed, make_layout
+        from dubcli.prepare.layouts import ItemFailed, make_layout
 
         if self._items is None:
             info = self.info

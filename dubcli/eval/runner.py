@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ import numpy as np
 
 from dubcli.console import get_logger
 from dubcli.errors import DependencyError, DubcliError, InputError, OutputError
+from dubcli.eval.config import EvalConfig
 from dubcli.eval.systems import ORACLES, SYSTEMS, is_model, label, model_systems  # noqa: F401
 from dubcli.timing import SAMPLE_RATE, VIDEO_FPS
 
@@ -92,34 +93,27 @@ class Produced:
 def evaluate(
     checkpoint: str | os.PathLike | None,
     split: str | os.PathLike,
+    config: EvalConfig | None = None,
     *,
-    setting: int = 1,
-    nfe: int | Sequence[int] = 8,
-    limit: int | None = None,
-    audio_dir: str | os.PathLike | None = None,
-    compare: bool = False,
-    plots: bool = False,
     out_dir: str | os.PathLike,
-    seed: int = 0,
-    device: str = "auto",
     progress: Progress | None = None,
-    syncnet: str | None = None,
-    pairs: str | os.PathLike | None = None,
-    metrics: str | Sequence[str] | None = None,
-    offline: bool = False,
-    temperature: float = 1.0,
-    oracles: bool = False,
+    **options: Any,
 ) -> EvalResult:
-    """Evaluate `checkpoint` (None: the registry's default; or the audio in `audio_dir`) on
-    `split` (DIR/test, DIR or a manifest); see the module doc. Raises InputError / CheckpointError / DependencyError /
-    OutputError for the run as a whole; per-item problems become failures."""
+    """Evaluate `checkpoint` (None: the registry's default; or the audio in config.audio_dir) on
+    `split` (DIR/test, DIR or a manifest) as `config` says (an EvalConfig; `options` are its
+    fields put in place, e.g. nfe=(8, 32)); see the module doc. Raises InputError /
+    CheckpointError / DependencyError / OutputError for the run as a whole; per-item problems
+    become failures."""
     from dubcli.data.manifest import MANIFEST_FILE, load_split, read_dataset_info, read_manifest
     from dubcli.eval import report, splits
     from dubcli.eval.groundtruth import GroundTruth, aperture_from_lip
     from dubcli.eval.scoring import Scorer, parse_metrics
 
     t_start = time.perf_counter()
-    setting = splits.check_setting(setting)
+    config = EvalConfig.of(config, **options)
+    nfe, limit, audio_dir, seed = config.nfe, config.limit, config.audio_dir, config.seed
+    offline, oracles, temperature = config.offline, config.oracles, config.temperature
+    setting = splits.check_setting(config.setting)
     nfes = tuple(dict.fromkeys([nfe] if isinstance(nfe, int) else [int(n) for n in nfe]))
     if not nfes or min(nfes) < 1:
         raise InputError(f"--nfe {nfe}: need at least 1 step")
@@ -129,14 +123,14 @@ def evaluate(
         raise InputError(f"--limit {limit}: need at least 1")
     if audio_dir is not None and not Path(audio_dir).is_dir():
         raise InputError(f"{audio_dir}: --audio-dir is not a folder")
-    groups = parse_metrics(metrics)
+    groups = parse_metrics(config.metrics)
     out = _out_dir(out_dir)
     root, utts = load_split(split)
     info = read_dataset_info(root) if (root / "dataset.json").exists() else {}
     everything = read_manifest(root / MANIFEST_FILE) if (root / MANIFEST_FILE).exists() else utts
     listed, source = None, "derived"
-    if pairs is not None:
-        listed, source = splits.read_pairs_file(pairs), str(pairs)
+    if config.pairs is not None:
+        listed, source = splits.read_pairs_file(config.pairs), str(config.pairs)
     elif (root / splits.SETTINGS_FILE).is_file():
         table = splits.read_settings(root / splits.SETTINGS_FILE)
         if setting in table:  # the dataset's own protocol, for the split asked for
@@ -148,7 +142,7 @@ def evaluate(
     # The recognizer's vocabulary: the whole split's (or list's) texts, whatever the --limit.
     texts = [p.utt.text for p in plan if p.utt is not None]
     plan = plan[:limit] if limit is not None else plan
-    systems = (*(SYSTEMS[:-1] if compare else ()), *model_systems(nfes))
+    systems = (*(SYSTEMS[:-1] if config.compare else ()), *model_systems(nfes))
     if oracles:
         if audio_dir is not None:
             raise InputError("--oracles runs the model: it cannot go with --audio-dir")
@@ -158,7 +152,7 @@ def evaluate(
     if audio_dir is None:
         from dubcli.inference import Dubber
 
-        dubber = Dubber.load(checkpoint, offline=offline, device=device)
+        dubber = Dubber.load(checkpoint, offline=offline, device=config.device)
     codec = _dataset_codec(root, dubber) if "codec" in systems else None
     baseline = None
     if "baseline" in systems:
@@ -166,7 +160,7 @@ def evaluate(
 
         baseline = BaselineEngine()
     gt = GroundTruth(root, info)
-    scorer = Scorer(groups, texts=texts, syncnet=syncnet, offline=offline,
+    scorer = Scorer(groups, texts=texts, syncnet=config.syncnet, offline=offline,
                     device=_metric_device(dubber))  # fmt: skip
     ctx = _Context(out, dubber, codec, baseline, gt, Path(audio_dir) if audio_dir else None,
                    nfes, seed, temperature)  # fmt: skip
@@ -207,12 +201,12 @@ def evaluate(
             scores = scorer.score(utt, got.wav, gt_wav=gt_wav, ref_id=ref.id, ref_wav=ref_wav,
                                   aperture=aperture, video=video, is_gt=system == "gt")  # fmt: skip
             records.append(_record(out, system, utt, ref, got, scores))
-        if plots and wavs:
+        if config.plots and wavs:
             plotted[utt.id] = _plots(out, utt, wavs, model_out)
     if progress is not None:
         progress("utterances", len(plan), len(plan))
 
-    config = {
+    described = {  # what results.json records of the run
         "split": str(split), "dataset": str(root), "setting": setting, "pairs_from": source,
         "nfe": nfes[0] if len(nfes) == 1 else list(nfes), "seed": seed, "oracles": oracles,
         "temperature": temperature, "limit": limit,
@@ -224,10 +218,10 @@ def evaluate(
     summary = report.summarize(records, failures, systems)
     if audio_dir is not None and "model" in summary:
         summary["model"]["label"] = f"{Path(audio_dir).name}/*.wav"
-    result = EvalResult(out, setting, systems, summary, records, failures, pair_rows, config,
+    result = EvalResult(out, setting, systems, summary, records, failures, pair_rows, described,
                         seconds=time.perf_counter() - t_start)  # fmt: skip
     splits.write_settings(out / splits.SETTINGS_FILE, {setting: plan})
-    files = report.write_outputs(result, plotted if plots else None)
+    files = report.write_outputs(result, plotted if config.plots else None)
     files["settings"] = str(out / splits.SETTINGS_FILE)
     return EvalResult(**{**result.__dict__, "files": files,
                          "seconds": time.perf_counter() - t_start})  # fmt: skip

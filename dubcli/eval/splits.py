@@ -12,7 +12,7 @@ Where the pairs come from, first match wins:
   2. ROOT/settings.json of the prepared dataset, when it has one:
          {"version": 1, "settings": {"2": [["utt", "ref"], ...], "3": [...]}}
   3. derived, deterministically from (seed, utterance id): Setting 2 picks one of the manifest's
-     `ref_ids` (other utterances of the speaker in the same split, data/prepare.py) that the
+     `ref_ids` (other utterances of the speaker in the same split, prepare/run.py) that the
      dataset holds; Setting 3 picks an utterance whose speaker differs and never occurs in the
      train split (SynthDub's test voices are unseen by construction), from the evaluated split
      first, else from any split.

@@ -2,9 +2,10 @@
 
 One concept per file; nothing heavy is imported here (the CLI imports this package lazily):
 
-- run.py          `train(stage, data, output, ...)`: configs, data, stage-1 -> stage-2 init, the
-                  run folder; what `dubcli train` calls
-- loop.py         `fit(model, dataset, collate, run, LoopConfig)`: the model-agnostic loop
+- run.py          `train(stage, data, output, TrainOptions)`: configs, data, stage-1 -> stage-2
+                  init, the run folder; what `dubcli train` calls
+- options.py      TrainOptions: which presets, what to start from, the command line's values
+- loop.py         `fit(model, FitData, run, LoopConfig)`: the model-agnostic loop
 - optim.py        AdamW, warm-up + cosine/linear schedule (paper B.3), EMA of weights
 - state.py        training checkpoints (model, optimizer, EMA, RNG, data position; no pickles)
 - rng.py          RNG states as tensors; isolated RNG for validation

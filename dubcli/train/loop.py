@@ -13,7 +13,7 @@ resumed then computes the same losses, bit for bit on CPU, as an uninterrupted r
 Under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel, each rank
 reads its shard of every epoch's batches, and only rank 0 writes files and shows progress.
 
-Datasets given to `fit` need `lengths` (tokens per item, for the token-budget sampler) and
+Datasets given to `fit` (in a `FitData`) need `lengths` (tokens per item, for the token-budget sampler) and
 `set_epoch(epoch)`; `collate` returns a batch with `.to(device)`.
 """
 
@@ -131,29 +131,37 @@ def _every(step: int, period: int) -> bool:
     return period > 0 and step % period == 0
 
 
+@dataclass(frozen=True)
+class FitData:
+    """What the loop reads: the train split, its collate, and an optional valid split."""
+
+    train_set: Any  # with `lengths` (tokens per item) and `set_epoch(epoch)`
+    collate: Callable[[list[Any]], Any]  # items -> a batch with `.to(device)`
+    valid_set: Any | None = None  # validated every cfg.valid_every steps and at the end
+
+
 def fit(
     model: nn.Module,
-    train_set: Any,
-    collate: Callable[[list[Any]], Any],
+    data: FitData,
     run: str | Path,
     cfg: LoopConfig,
     *,
-    valid_set: Any | None = None,
     device: torch.device | None = None,
     resume: TrainCheckpoint | None = None,
     metadata: dict[str, Any] | None = None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
     progress: bool = True,
 ) -> FitResult:
-    """Train `model` in RUN, fresh or from `resume`. `metadata` goes into every checkpoint;
-    `on_step(step, record)` runs after each step (record: the metrics line, or {});
+    """Train `model` on `data` in RUN, fresh or from `resume`. `metadata` goes into every
+    checkpoint; `on_step(step, record)` runs after each step (record: the metrics line, or {});
     `progress`: show the bar (rank 0 only in any case)."""
     t0 = time.perf_counter()
     info = D.dist_info_from_env()
     device = device or D.resolve_device("auto", info.local_rank)
     started = D.init_distributed(info, device)
     try:
-        trainer = _Trainer(model, train_set, collate, Path(run), cfg.check(), valid_set, device)
+        trainer = _Trainer(model, data.train_set, data.collate, Path(run), cfg.check(),
+                           data.valid_set, device)  # fmt: skip
         trainer.meta = {**(metadata or {}), "loop": asdict(cfg), "world_size": info.world_size}
         if resume is not None:
             trainer.restore(resume)

@@ -1,6 +1,6 @@
 """A training run, from command-line choices to a finished run folder (DESIGN 4, 9; paper B.3).
 
-`train(stage, data, output, ...)` is what `dubcli train` calls:
+`train(stage, data, output, TrainOptions(...))` is what `dubcli train` calls:
 - stage "tts" (stage 1, DiFlowTTS) trains from scratch; stage "dub" (stage 2, DiFlowDubber)
   starts from a stage-1 run or checkpoint (`init_from`) via DiFlowDubber.from_tts, except the
   `no_pretraining` ablation.
@@ -19,13 +19,14 @@ import dataclasses
 import json
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dubcli.console import get_logger
 from dubcli.errors import CheckpointError, InputError, OutputError
+from dubcli.train.options import TrainOptions
 
 log = get_logger(__name__)
 
@@ -64,27 +65,15 @@ def train(
     stage: str,
     data: str | os.PathLike,
     output: str | os.PathLike,
+    options: TrainOptions | None = None,
     *,
-    config: str | os.PathLike | None = None,
-    init_from: str | os.PathLike | None = None,
-    device: str = "auto",
-    steps: int | None = None,
-    epochs: int | None = None,
-    batch_tokens: int | None = None,
-    lr: float | None = None,
-    seed: int | None = None,
-    resume: bool = False,
-    force: bool = False,
-    export: str | os.PathLike | None = None,
-    model_overrides: Mapping[str, Any] | None = None,
-    train_overrides: Mapping[str, Any] | None = None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
     progress: bool = True,
+    **fields: Any,
 ) -> TrainResult:
-    """Train one stage into the run folder `output`; see the module docstring.
-
-    model_overrides / train_overrides: ModelConfig / TrainConfig fields over the chosen presets
-    (the command-line values still win)."""
+    """Train one stage into the run folder `output` as `options` say (a TrainOptions; `fields`
+    are its fields put in place, e.g. config="tiny", steps=100); see the module docstring.
+    on_step(step, record) runs after each step; progress: show the bar."""
     import torch
 
     from dubcli.config import TrainConfig
@@ -92,17 +81,19 @@ def train(
     from dubcli.data.manifest import load_split
     from dubcli.train import distributed as D
     from dubcli.train.export import export_inference
-    from dubcli.train.loop import LoopConfig, fit
+    from dubcli.train.loop import FitData, LoopConfig, fit
     from dubcli.train.state import load_train_checkpoint
 
     if stage not in STAGES:
         raise InputError(f"--stage {stage}: choose tts or dub")
+    options = TrainOptions.of(options, **fields)
+    config, init_from, resume = options.config, options.init_from, options.resume
     info = D.dist_info_from_env()
-    dev = D.resolve_device(device, info.local_rank)
+    dev = D.resolve_device(options.device, info.local_rank)
     started = D.init_distributed(info, dev)
     try:
         run = Path(output)
-        _check_output(run, resume, force)
+        _check_output(run, resume, options.force)
         D.barrier()  # every rank has looked before rank 0 changes anything
         root, utts = load_split(data)
         splits = {s: [u for u in utts if u.split == s] for s in ("train", "valid")}
@@ -116,15 +107,16 @@ def train(
             from dubcli.model.loading import rebuild_model
 
             model = rebuild_model(stage, ck.metadata.get("model_config"), str(ck.path))
-            loop = _with_limits(LoopConfig(**_tuples(ck.metadata["loop"])), steps, epochs)
+            loop = _with_limits(LoopConfig(**_tuples(ck.metadata["loop"])), options.steps,
+                                options.epochs)  # fmt: skip
             opts = DatasetOptions(**ck.metadata["dataset_options"])
             meta = {k: ck.metadata[k] for k in _META_KEYS if k in ck.metadata}
         else:
             ck = None
-            model_cfg, tcfg = _configs(stage, config, init_from, spec, model_overrides)
-            if train_overrides:
-                tcfg = TrainConfig.from_dict({**tcfg.to_dict(), **train_overrides})
-            tcfg = _cli_overrides(tcfg, steps, epochs, batch_tokens, lr, seed)
+            model_cfg, tcfg = _configs(stage, config, init_from, spec, options.model_overrides)
+            if options.train_overrides:
+                tcfg = TrainConfig.from_dict({**tcfg.to_dict(), **options.train_overrides})
+            tcfg = _cli_overrides(tcfg, options)
             loop = dataclasses.replace(_loop_config(tcfg), find_unused=stage == "dub")
             opts = DatasetOptions(
                 video=stage == "dub",
@@ -149,18 +141,18 @@ def train(
                 "init_from": str(init_from) if init_from is not None else None,
             }
             if info.is_main:
-                _start_run(run, root, meta, force)
+                _start_run(run, root, meta, options.force)
         D.barrier()
         train_set = DubDataset(root, splits["train"], opts)
         valid_set = None
         if splits["valid"]:
             valid_opts = dataclasses.replace(opts, random_crop=False)
             valid_set = DubDataset(root, splits["valid"], valid_opts)
-        res = fit(model, train_set, collate, run, loop, valid_set=valid_set, device=dev,
-                  resume=ck, metadata=meta, on_step=on_step, progress=progress)  # fmt: skip
+        res = fit(model, FitData(train_set, collate, valid_set), run, loop, device=dev, resume=ck,
+                  metadata=meta, on_step=on_step, progress=progress)  # fmt: skip
         exported = None
-        if export is not None and info.is_main:
-            exported = export_inference(run, export)
+        if options.export is not None and info.is_main:
+            exported = export_inference(run, options.export)
             log.info("exported %s", exported)
         D.barrier()
         return TrainResult(run, stage, res.step, res.checkpoint, exported, res.train_loss,
@@ -273,9 +265,11 @@ def _has_train_table(path: Path) -> bool:
         raise InputError(f"{path}: cannot read the config file ({exc})") from exc
 
 
-def _cli_overrides(tcfg, steps, epochs, batch_tokens, lr, seed):
+def _cli_overrides(tcfg, options: TrainOptions):
     """Command-line values over the preset. Only --epochs: no step limit; only --steps: none
     on epochs (TrainConfig: 0 = no limit)."""
+    steps, epochs = options.steps, options.epochs
+    batch_tokens, lr, seed = options.batch_tokens, options.lr, options.seed
     values: dict[str, Any] = {}
     if steps is not None or epochs is not None:
         values["steps"] = 0 if steps is None else steps

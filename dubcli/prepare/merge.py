@@ -70,7 +70,7 @@ def merge_prepared(
     parts: Sequence[str | os.PathLike], out: str | os.PathLike, *, force: bool = False
 ) -> MergeResult:
     """Merge prepared part folders into `out` (see the module doc)."""
-    from dubcli.data.prepare import clear_output, parse_shard
+    from dubcli.prepare.run import clear_output, parse_shard
 
     parts = [Path(p) for p in parts]
     out = Path(out)

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from dubcli.console import get_logger
-from dubcli.data.engines import INSTALL_HINT, normalize_loudness, run_program
-from dubcli.data.prosody import STYLE_NAMES, ProsodyStyle, sample_style
-from dubcli.data.sentences import engine_words, sample_text, words_of
-from dubcli.data.timeline import PhoneSpan, WordTiming, build_timeline, total_samples
-from dubcli.data.voices import VOICES, Speaker, speakers
 from dubcli.errors import DependencyError, InputError, ProcessingError
+from dubcli.synth.engines import INSTALL_HINT, normalize_loudness, run_program
+from dubcli.synth.prosody import STYLE_NAMES, ProsodyStyle, sample_style
+from dubcli.synth.sentences import engine_words, sample_text, words_of
+from dubcli.synth.timeline import PhoneSpan, WordTiming, build_timeline, total_samples
+from dubcli.synth.voices import VOICES, Speaker, speakers
 from dubcli.timing import SAMPLE_RATE
 
 __all__ = [
@@ -137,8 +137,8 @@ def make_specs(
 
 def check_synth_dependencies(voices: Iterable[str] | None = None) -> None:
     """Raise DependencyError naming the first missing program or voice (all voices by default)."""
-    from dubcli.data.festival import festival_voice_dir
-    from dubcli.data.mbrola import MBROLA_DIRS, mbrola_database
+    from dubcli.synth.festival import festival_voice_dir
+    from dubcli.synth.mbrola import MBROLA_DIRS, mbrola_database
 
     names = list(VOICES) if voices is None else list(voices)
     for name in names:
@@ -170,9 +170,9 @@ def check_synth_dependencies(voices: Iterable[str] | None = None) -> None:
 
 def synthesize(spec: UtteranceSpec) -> SynthUtterance:
     """Render one utterance. Same spec -> same samples (all randomness comes from spec.seed)."""
-    from dubcli.data.festival import synthesize_festival
-    from dubcli.data.mbrola import synthesize_mbrola
-    from dubcli.data.perturb import world_perturb
+    from dubcli.synth.festival import synthesize_festival
+    from dubcli.synth.mbrola import synthesize_mbrola
+    from dubcli.synth.perturb import world_perturb
 
     where = f"utterance {spec.id}"
     speaker = Speaker.parse(spec.speaker)

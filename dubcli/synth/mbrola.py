@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from dubcli.console import get_logger
-from dubcli.data.engines import EngineOutput, fit_edges, run_program
-from dubcli.data.phonesets import label_word, to_base
-from dubcli.data.prosody import ProsodyStyle
-from dubcli.data.timeline import Segment
-from dubcli.data.voices import VoiceInfo
 from dubcli.errors import DependencyError, ProcessingError
+from dubcli.synth.engines import EngineOutput, fit_edges, run_program
+from dubcli.synth.phonesets import label_word, to_base
+from dubcli.synth.prosody import ProsodyStyle
+from dubcli.synth.timeline import Segment
+from dubcli.synth.voices import VoiceInfo
 from dubcli.text.phonemes import SILENCE, VOWELS
 from dubcli.timing import SAMPLE_RATE
 

@@ -2,6 +2,9 @@
 
     prepare("synth", None, "feats/", n=400)                 # SynthDub, generated
     prepare("pairs", "my_videos/", "feats/", workers=2)     # videos + same-stem transcripts
+    prepare("pairs", "my_videos/", "feats/", PrepareConfig(workers=2))  # the same
+
+How it runs is a PrepareConfig (config.py); keyword options are its fields put in place.
 
 Flow: the layout lists its items (layouts/); every split's items are paired with other
 utterances of the same speaker in the same split as references (`ref_ids`, Setting 2 of paper
@@ -35,7 +38,6 @@ from typing import Any
 import numpy as np
 
 from dubcli.console import get_logger
-from dubcli.data.layouts import Context, Item, Layout, make_layout
 from dubcli.data.manifest import (
     CODEC_FILE,
     DATASET_FILE,
@@ -47,7 +49,6 @@ from dubcli.data.manifest import (
     read_manifest,
     write_dataset_info,
 )
-from dubcli.data.workers import WorkResult, audio_job, pool_map, results
 from dubcli.data.writer import (
     ShardWriter,
     folder_lock,
@@ -57,11 +58,12 @@ from dubcli.data.writer import (
 )
 from dubcli.errors import InputError, OutputError
 from dubcli.hashing import sha256_file
+from dubcli.prepare.config import PrepareConfig
+from dubcli.prepare.layouts import Context, Item, Layout, make_layout
+from dubcli.prepare.workers import WorkResult, audio_job, pool_map, results
 
 log = get_logger(__name__)
 
-SHARD_SIZE = 64  # utterances per shard file
-CODEC_ITEMS = 200  # train utterances the codebooks are fit on (~8 min of speech for SynthDub)
 MAX_REFS = 8  # reference utterances listed per line (a sample when the speaker has more)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -128,38 +130,28 @@ def prepare(
     layout: str | Layout,
     data: str | Path | None,
     out: str | Path,
+    config: PrepareConfig | None = None,
     *,
-    n: int | None = None,
-    seed: int = 0,
-    workers: int = 1,
-    shard: str = "1/1",
-    codec: str | Path | None = None,
-    render: bool = False,
-    force: bool = False,
     progress: Progress | None = None,
-    layout_options: dict[str, Any] | None = None,
-    codec_config: dict[str, Any] | None = None,
-    codec_items: int = CODEC_ITEMS,
-    shard_size: int = SHARD_SIZE,
     on_result: Callable[[int, WorkResult], None] | None = None,
-    only_splits: Sequence[str] = (),
+    **options: Any,
 ) -> PrepareResult:
-    """Prepare `data` with `layout` into `out` (see the module doc).
+    """Prepare `data` with `layout` into `out` (see the module doc) as `config` says (a
+    PrepareConfig; `options` are its fields put in place, e.g. n=400, workers=2).
 
-    codec: a codec checkpoint to reuse (its codebooks are copied into OUT). codec_config:
-    WorldCodecConfig fields for codebooks fit here (e.g. {"vocab": 16} in tests). on_result:
-    called in the parent after each item (count so far, result): a test hook. only_splits:
-    prepare only these splits' items (e.g. a test set for a corpus whose codec is given)."""
+    on_result: called in the parent after each item (count so far, result): a test hook."""
     t_start = time.perf_counter()
-    part, nparts = parse_shard(shard)
-    bad = sorted(set(only_splits) - set(SPLITS))
+    config = PrepareConfig.of(config, **options)
+    part, nparts = parse_shard(config.shard)
+    bad = sorted(set(config.only_splits) - set(SPLITS))
     if bad:
         raise InputError(f"--only-split {bad[0]}: not one of {', '.join(SPLITS)}")
-    if workers < 1:
-        raise InputError(f"--workers {workers}: need at least 1")
+    if config.workers < 1:
+        raise InputError(f"--workers {config.workers}: need at least 1")
     out = Path(out)
+    codec, force, seed = config.codec, config.force, config.seed
     lay = layout if isinstance(layout, Layout) else make_layout(
-        layout, data, n=n, seed=seed, **(layout_options or {})
+        layout, data, n=config.n, seed=seed, **config.layout_options
     )  # fmt: skip
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -170,24 +162,22 @@ def prepare(
         codec_bytes = keep.read_bytes() if keep else None  # --codec may live in OUT itself
         if force:
             clear_output(out)
-        base = {**_base_info(lay, data, seed, part, nparts), "render": bool(render),
-                "only_splits": sorted(set(only_splits)) or None}  # fmt: skip
+        base = {**_base_info(lay, data, seed, part, nparts), "render": bool(config.render),
+                "only_splits": sorted(set(config.only_splits)) or None}  # fmt: skip
         prev_seconds = _check_resumable(out, base)
         items = lay.items()
         _check_ids(items)
         lay.check()
         refs = pair_refs(items, seed)
-        mine = [
-            it for it in items[part - 1 :: nparts] if not only_splits or it.split in only_splits
-        ]
+        only = config.only_splits
+        mine = [it for it in items[part - 1 :: nparts] if not only or it.split in only]
         existing = read_manifest(out / MANIFEST_FILE) if (out / MANIFEST_FILE).exists() else []
         remove_orphan_shards(out, existing)
         done = {u.id for u in existing}
         todo = [it for it in mine if it.id not in done]
         stages: dict[str, float] = defaultdict(float)
         t = time.perf_counter()
-        codec_obj = _setup_codec(out, codec, codec_bytes, lay, items, existing, seed, workers,
-                                 progress, codec_config, codec_items)  # fmt: skip
+        codec_obj = _setup_codec(out, config, codec_bytes, lay, items, existing, progress)
         stages["codec_setup"] += time.perf_counter() - t
         base["codec"] = _codec_info(out / CODEC_FILE, codec_obj)
         base["vocab"] = int(codec_obj.vocab)
@@ -199,12 +189,12 @@ def prepare(
 
         failures: list[Failure] = []
         (out / FAILURES_FILE).unlink(missing_ok=True)  # earlier failures are retried now
-        writer = ShardWriter(out, shard_tag(part, nparts), shard_size, existing, write_info)
+        writer = ShardWriter(out, shard_tag(part, nparts), config.shard_size, existing, write_info)
         write_info(writer.utts)
         audio = 0.0
-        ctx = Context(out=out, render=render)
+        ctx = Context(out=out, render=config.render)
         try:
-            for k, res in enumerate(results(todo, lay, ctx, codec_obj, out, workers), 1):
+            for k, res in enumerate(results(todo, lay, ctx, codec_obj, out, config.workers), 1):
                 for name, s in res.timings.items():
                     stages[name] += s
                 it = res.item
@@ -305,12 +295,14 @@ def _check_ids(items: Sequence[Item]) -> None:
         seen.add(it.id)
 
 
-def _setup_codec(out, codec, codec_bytes, lay, items, existing, seed, workers, progress,
-                 codec_config, codec_items):  # fmt: skip
-    """The codec for this folder: reuse `codec`, or OUT's own, or fit one on train audio."""
+def _setup_codec(out: Path, config: PrepareConfig, codec_bytes: bytes | None, lay: Layout,
+                 items: Sequence[Item], existing: Sequence[Utterance], progress: Progress | None):  # fmt: skip
+    """The codec for this folder: reuse config.codec, or OUT's own, or fit one on train audio.
+    codec_bytes: config.codec's bytes read before --force cleared OUT (it may live there)."""
     from dubcli.audio.codec import load_codec
     from dubcli.fsutil import atomic_write_bytes
 
+    codec, seed, workers = config.codec, config.seed, config.workers
     dst = out / CODEC_FILE
     if codec is not None:
         src = Path(codec)
@@ -338,10 +330,10 @@ def _setup_codec(out, codec, codec_bytes, lay, items, existing, seed, workers, p
 
     pool = [it for it in items if it.split == "train"] or list(items)
     rng = np.random.default_rng(int(seed))
-    pick = sorted(rng.choice(len(pool), min(int(codec_items), len(pool)), replace=False))
+    pick = sorted(rng.choice(len(pool), min(int(config.codec_items), len(pool)), replace=False))
     chosen = [pool[i] for i in pick]
     ctx = Context(out=out, render=False)
-    cfg = WorldCodecConfig(**(codec_config or {}))
+    cfg = WorldCodecConfig(**config.codec_config)
     wavs, labels = [], []
     if workers <= 1:
         audios = (audio_job(it, lay, ctx, cfg) for it in chosen)

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from dubcli.audio.util import fit_length
-from dubcli.data.layouts import (
+from dubcli.errors import InputError
+from dubcli.prepare.layouts import (
     MIN_FACE_RATE,
     Context,
     Extracted,
@@ -36,7 +37,6 @@ from dubcli.data.layouts import (
     hash_split,
     quantize,
 )
-from dubcli.errors import InputError
 from dubcli.text.phonemes import SILENCE, WORD_BOUNDARY, PhonemeSequence
 from dubcli.timing import SAMPLE_RATE, SAMPLES_PER_FRAME, TOKEN_RATE, VIDEO_FPS
 
@@ -146,7 +146,7 @@ def extract_clip(
 
     t = time.perf_counter()
     if phonemes is None:
-        from dubcli.data.layouts import sil_wrapped
+        from dubcli.prepare.layouts import sil_wrapped
         from dubcli.text.g2p import text_to_phonemes
 
         phonemes = sil_wrapped(text_to_phonemes(text))

@@ -23,9 +23,9 @@ import numpy as np
 
 from dubcli.audio.codec.phonetic import PhoneLabels
 from dubcli.console import get_logger
-from dubcli.data.layouts import Context, Item, ItemFailed, Layout
 from dubcli.data.manifest import CODEC_FILE
 from dubcli.errors import DependencyError, DubcliError, ProcessingError
+from dubcli.prepare.layouts import Context, Item, ItemFailed, Layout
 
 log = get_logger(__name__)
 

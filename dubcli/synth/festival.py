@@ -25,12 +25,12 @@ import time
 
 import numpy as np
 
-from dubcli.data.engines import INSTALL_HINT, EngineOutput, fit_edges
-from dubcli.data.phonesets import REDUCED, label_word, to_base
-from dubcli.data.prosody import ProsodyStyle
-from dubcli.data.timeline import Segment
-from dubcli.data.voices import VoiceInfo
 from dubcli.errors import DependencyError, ProcessingError
+from dubcli.synth.engines import INSTALL_HINT, EngineOutput, fit_edges
+from dubcli.synth.phonesets import REDUCED, label_word, to_base
+from dubcli.synth.prosody import ProsodyStyle
+from dubcli.synth.timeline import Segment
+from dubcli.synth.voices import VoiceInfo
 from dubcli.text.phonemes import SILENCE, VOWELS
 from dubcli.timing import SAMPLE_RATE
 

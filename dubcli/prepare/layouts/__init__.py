@@ -4,7 +4,7 @@ Dimensions: nt phonemes, nv video frames (25 fps), n samples (16 kHz).
 
 A layout turns DATA into a deterministic list of `Item`s (id, split, speaker, a small picklable
 payload) and extracts one item at a time (`Layout.extract` -> `Extracted`: waveform, phonemes
-with durations, lip/face features). The codec, shards and manifest are prepare.py's business, so
+with durations, lip/face features). The codec, shards and manifest are prepare/run.py's business, so
 a layout never writes dataset files (except media it renders under OUT/media with --render).
 Layout objects are pickled to worker processes: keep their state small and picklable.
 
@@ -34,10 +34,10 @@ from dubcli.hashing import seeded_hash
 from dubcli.text.phonemes import SILENCE, PhonemeSequence, WordSpan
 
 LAYOUTS: dict[str, str] = {
-    "synth": "dubcli.data.layouts.synth:SynthLayout",
-    "pairs": "dubcli.data.layouts.pairs:PairsLayout",
-    "grid": "dubcli.data.layouts.grid:GridLayout",
-    "chem": "dubcli.data.layouts.chem:ChemLayout",
+    "synth": "dubcli.prepare.layouts.synth:SynthLayout",
+    "pairs": "dubcli.prepare.layouts.pairs:PairsLayout",
+    "grid": "dubcli.prepare.layouts.grid:GridLayout",
+    "chem": "dubcli.prepare.layouts.chem:ChemLayout",
 }
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train / valid / test share when a layout assigns splits
 MIN_FACE_RATE = 0.5  # real video: fewer frames with a face than this fails the item

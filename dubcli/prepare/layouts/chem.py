@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from dubcli.data.layouts import Context, Extracted, Item, ItemFailed, Layout, hash_split, safe_id
 from dubcli.errors import InputError
+from dubcli.prepare.layouts import Context, Extracted, Item, ItemFailed, Layout, hash_split, safe_id
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "video": ("video", "clip", "path", "file", "video_path"),
@@ -180,7 +180,7 @@ class ChemLayout(Layout):
         return decode_audio(d.get("audio") or d["video"], start=d.get("start"), end=d.get("end"))
 
     def extract(self, item: Item, ctx: Context) -> Extracted:
-        from dubcli.data.layouts.clip import extract_clip
+        from dubcli.prepare.layouts.clip import extract_clip
 
         d = item.data
         if "error" in d:

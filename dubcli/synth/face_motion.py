@@ -1,5 +1,5 @@
 """Synthetic talking-face motion: 478-point landmark trajectories driven by a phone timeline
-(DESIGN 6, SynthDub faces). The renderer (vision/render.py) warps a photo by them; training
+(DESIGN 6, SynthDub faces). The renderer (synth/render.py) warps a photo by them; training
 reads their lip/face features directly (vision/features.py), so every number here is known.
 
 Dimensions: nv video frames (25 fps, frame k shows time k / fps), np phones, K rig parameters
@@ -87,7 +87,7 @@ class ExpressionStyle:
 def expression_from_prosody(
     pitch_level: float = 0.0, pitch_range: float = 1.0, rate: float = 1.0, energy: float = 0.0
 ) -> ExpressionStyle:
-    """Expression coupled to a prosody style (data/prosody.py units: semitones, factor, factor,
+    """Expression coupled to a prosody style (synth/prosody.py units: semitones, factor, factor,
     dB). Inputs are scaled so +1 is the 'excited' centre's offset from neutral (+3 st, x1.5
     range, x1.15 rate, +4 dB): e energy, l level, g log range, r log rate. Then
       arousal      = tanh(0.4 e + 0.3 l + 0.15 g + 0.15 r)
@@ -336,7 +336,7 @@ class FaceMotion:
         from dubcli.vision.features import align_to_canonical
 
         if template is None:
-            from dubcli.vision.render import astronaut_photo
+            from dubcli.synth.render import astronaut_photo
 
             template = astronaut_photo(size).landmarks
         template = np.asarray(template, dtype=np.float64)

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from dubcli.console import get_logger
-from dubcli.data.layouts import VIDEO_EXTS, Item, ItemFailed, safe_id
-from dubcli.data.layouts.clip import FolderLayout
 from dubcli.data.manifest import SPLITS
 from dubcli.errors import InputError
+from dubcli.prepare.layouts import VIDEO_EXTS, Item, ItemFailed, safe_id
+from dubcli.prepare.layouts.clip import FolderLayout
 
 log = get_logger(__name__)
 TEXT_EXTS = (".txt", ".srt", ".vtt", ".ass", ".ssa")

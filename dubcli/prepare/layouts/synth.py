@@ -2,7 +2,7 @@
 
 Dimensions: n samples (16 kHz), nv video frames (25 fps), nt phonemes.
 
-No DATA: `-n N` utterances are drawn with data/synth.py's make_specs, 80/10/10 train/valid/test
+No DATA: `-n N` utterances are drawn with synth/speech.py's make_specs, 80/10/10 train/valid/test
 (test voices and perturbations unseen in training, as voices.py fixes them). Per utterance:
 - speech from synthesize(); the audio is padded with trailing silence to a whole number of
   0.2 s blocks (3200 samples), so nv = n / 640 and the token count n / 200 = nv * 16 / 5
@@ -10,10 +10,10 @@ No DATA: `-n N` utterances are drawn with data/synth.py's make_specs, 80/10/10 t
 - phonemes and durations straight from the synthesizer's phone timeline (exact to the sample;
   no forced alignment, align_ok True), with a zero-length <wb> where two words touch and the
   timeline's own <sil> where they pause (the g2p frontend's spelling, layouts/__init__.py);
-- lip/face features straight from the synthetic face trajectory (vision/face_motion.py) driven
+- lip/face features straight from the synthetic face trajectory (synth/face_motion.py) driven
   by the same phone timeline and the utterance's prosody style (expressions follow pitch, range,
   rate and energy), so FaPro has a real signal to learn;
-- with --render, the face is also rendered (vision/render.py) to OUT/media/<id>.mp4 with the
+- with --render, the face is also rendered (synth/render.py) to OUT/media/<id>.mp4 with the
   audio: real videos for end-to-end tests and for the `pairs` layout.
 """
 
@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from dubcli.audio.util import fit_length
-from dubcli.data.layouts import (
+from dubcli.errors import InputError
+from dubcli.prepare.layouts import (
     Context,
     Extracted,
     Item,
@@ -34,7 +35,6 @@ from dubcli.data.layouts import (
     Layout,
     quantize,
 )
-from dubcli.errors import InputError
 from dubcli.text.phonemes import SILENCE, WORD_BOUNDARY
 from dubcli.timing import SAMPLE_RATE, TOKEN_RATE, VIDEO_FPS
 
@@ -59,7 +59,7 @@ class SynthLayout(Layout):
         self.n, self.seed = int(n), int(seed)
 
     def items(self) -> list[Item]:
-        from dubcli.data.synth import make_specs
+        from dubcli.synth.speech import make_specs
 
         out = []
         for split, k in split_sizes(self.n).items():
@@ -68,13 +68,13 @@ class SynthLayout(Layout):
         return out
 
     def check(self) -> None:
-        from dubcli.data.synth import check_synth_dependencies
+        from dubcli.synth.speech import check_synth_dependencies
 
         check_synth_dependencies(sorted({it.data["spec"]["voice"] for it in self.items()}))
 
     def labelled_audio(self, item: Item, ctx: Context) -> LabelledAudio:
         """The rendered speech and its exact phone timeline (no face)."""
-        from dubcli.data.synth import UtteranceSpec, synthesize
+        from dubcli.synth.speech import UtteranceSpec, synthesize
 
         utt = synthesize(UtteranceSpec.from_dict(item.data["spec"]))
         wav, phones = pad_to_blocks(utt.wav, utt.phones)
@@ -83,8 +83,8 @@ class SynthLayout(Layout):
         return LabelledAudio(wav, symbols, quantize(bounds, TOKEN_RATE, n_tokens))
 
     def extract(self, item: Item, ctx: Context) -> Extracted:
-        from dubcli.data.synth import UtteranceSpec, synthesize
-        from dubcli.vision.face_motion import expression_from_prosody
+        from dubcli.synth.face_motion import expression_from_prosody
+        from dubcli.synth.speech import UtteranceSpec, synthesize
         from dubcli.vision.features import visual_features
 
         spec = UtteranceSpec.from_dict(item.data["spec"])
@@ -106,7 +106,7 @@ class SynthLayout(Layout):
         timings["features"] = time.perf_counter() - t
         source = {"voice": spec.voice, "kind": spec.kind, "seed": str(spec.seed)}
         if ctx.render:
-            from dubcli.vision.render import render_video
+            from dubcli.synth.render import render_video
 
             t = time.perf_counter()
             rel = f"media/{item.id}.mp4"
@@ -132,7 +132,7 @@ class SynthLayout(Layout):
 def _face_motion():
     global _FACE
     if _FACE is None:
-        from dubcli.vision.face_motion import FaceMotion
+        from dubcli.synth.face_motion import FaceMotion
 
         _FACE = FaceMotion()
     return _FACE
