@@ -139,22 +139,10 @@ def level(wav: np.ndarray, target: float = CUE_LUFS) -> tuple[np.ndarray, float]
     return (wav * 10 ** (gain / 20)).astype(np.float32), gain
 
 
-def synthesize_cue(
-    video: Path,
-    info,
-    window: CueWindow,
-    *,
-    lo: float,
-    hi: float,
-    voice: Voice,
-    engine: Engine,
-    seed: int,
-    nfe: int,
-    widen: bool,
-    timers: Timers,
-) -> tuple[CueWindow, np.ndarray, dict]:
-    """Frames -> landmarks -> features -> engine for one cue. Returns (final window, wav (n,)
-    at 16 kHz starting at the window start, report record). lo/hi bound a widened window."""
+def prepare_cue(video: Path, info, window: CueWindow, *, lo: float, hi: float, voice: Voice,
+                seed: int, nfe: int, widen: bool, timers: Timers) -> PreparedCue:  # fmt: skip
+    """Frames -> landmarks -> features -> the engine's job for one cue (the window widened to
+    the lips within lo/hi when `widen`)."""
     from dubcli import media
     from dubcli.vision.features import mouth_aperture, visual_features
     from dubcli.vision.landmarks import track_faces
@@ -197,8 +185,41 @@ def synthesize_cue(
 
     job = CueJob(window.index, window.text, window.phonemes, window.start, window.end, nv,
                  lip, face, voice.wav, voice.ident, window.speaker, seed + window.index, nfe)  # fmt: skip
+    return PreparedCue(window, job, ap_w, valid_w, face_rate, track.n_faces, notes, voice.source)
+
+
+def synthesize_cue(video: Path, info, window: CueWindow, *, lo: float, hi: float, voice: Voice,
+                   engine: Engine, seed: int, nfe: int, widen: bool,
+                   timers: Timers) -> tuple[CueWindow, np.ndarray, dict]:  # fmt: skip
+    """Frames -> landmarks -> features -> engine for one cue. Returns (final window, wav (n,)
+    at 16 kHz starting at the window start, report record). lo/hi bound a widened window."""
+    cue = prepare_cue(video, info, window, lo=lo, hi=hi, voice=voice, seed=seed, nfe=nfe,
+                      widen=widen, timers=timers)  # fmt: skip
     with timers.stage("engine"):
-        audio = engine.synthesize_cue(job)
+        audio = engine.synthesize_cue(cue.job)
+    return finish_cue(cue, audio, engine.name, nfe)
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedCue:
+    """A cue up to the engine: its final window, the engine's job, what the record needs."""
+
+    window: CueWindow
+    job: CueJob
+    aperture: np.ndarray  # (nv,) mouth aperture in the window (NaN where no face)
+    valid: np.ndarray  # (nv,) bool: landmarks found
+    face_rate: float
+    n_faces: int
+    notes: list[str]
+    voice_source: str
+
+
+def finish_cue(
+    cue: PreparedCue, audio, engine_name: str, nfe: int
+) -> tuple[CueWindow, np.ndarray, dict]:
+    """The engine's audio for a prepared cue -> (window, levelled wav, report record)."""
+    window, job, lip = cue.window, cue.job, cue.job.lip
+    ap_w, valid_w, face_rate, notes, nv = cue.aperture, cue.valid, cue.face_rate, cue.notes, job.nv
     wav, gain = level(np.asarray(audio.wav, np.float32).reshape(-1))
     onset, offset = speech_extent(wav)
     sync = sync_estimate(ap_w, valid_w, wav) if lip is not None else None
@@ -216,7 +237,7 @@ def synthesize_cue(
             "words": window.fit.words,
             "phones": window.fit.phonemes,
         },  # fmt: skip
-        "engine": engine.name,
+        "engine": engine_name,
         "seed": job.seed,
         "nfe": nfe,
         "stretch": audio.stretch,
@@ -229,7 +250,7 @@ def synthesize_cue(
         "level_gain_db": round(gain, 2),
         "video_frames": nv,
         "face_frames_rate": round(face_rate, 3),
-        "faces_in_clip": track.n_faces,
+        "faces_in_clip": cue.n_faces,
         "sync": None
         if sync is None
         else {
@@ -237,7 +258,60 @@ def synthesize_cue(
             "confidence": sync.confidence,
             "correlation": sync.correlation,
         },  # fmt: skip
-        "voice": voice.source,
+        "voice": cue.voice_source,
         "notes": notes + list(audio.notes),
     }
     return window, wav, record
+
+
+ENGINE_GROUP = 16  # cues prepared before one engine call (bounds memory: features + audio)
+
+
+def run_cues(video: Path, info, windows: list[CueWindow], work: Path, *, voices, engine: Engine,
+             seed: int, nfe: int, widen: bool, timers: Timers,
+             video_id: str) -> Iterator[tuple[int, dict, Path, bool]]:  # fmt: skip
+    """Every window's cue, in order, as (position, record, cached path, reused): a cue finished
+    by an earlier run is read back, the others are prepared (frames -> landmarks -> features)
+    and go to the engine ENGINE_GROUP at a time (engines.base.synthesize_many), then saved."""
+    from dubcli.engines.base import synthesize_many
+    from dubcli.errors import raise_if_interrupted
+
+    lo = 0.0
+    pending: list[tuple[int, PreparedCue, Path]] = []
+    ready: dict[int, tuple[dict, Path, bool]] = {}
+    nxt = 0
+
+    def flush():
+        with timers.stage("engine"):
+            audios = synthesize_many(engine, [c.job for _, c, _ in pending])
+        for (k, cue, path), audio in zip(pending, audios, strict=True):
+            _, wav, record = finish_cue(cue, audio, engine.name, nfe)
+            save_cached(path, wav, record)
+            ready[k] = (record, path, False)
+        pending.clear()
+
+    for i, window in enumerate(windows):
+        raise_if_interrupted()
+        hi = windows[i + 1].start if i + 1 < len(windows) else info.duration
+        voice = voices.for_speaker(window.speaker)
+        key = cue_key(window, voice, engine, seed=seed, nfe=nfe, widen=widen, video_id=video_id)
+        path = cached_path(work, window.index, key)
+        cached = load_cached(path)
+        if cached is not None:
+            ready[i] = (cached[1], path, True)
+            lo = cached[1]["window"][1]
+        else:
+            cue = prepare_cue(video, info, window, lo=lo, hi=hi, voice=voice, seed=seed,
+                              nfe=nfe, widen=widen, timers=timers)  # fmt: skip
+            lo = round(cue.window.end, 3)  # what the record says, as for a cached cue
+            pending.append((i, cue, path))
+            if len(pending) >= ENGINE_GROUP:
+                flush()
+        while nxt in ready:
+            yield (nxt, *ready.pop(nxt))
+            nxt += 1
+    if pending:
+        flush()
+    while nxt in ready:
+        yield (nxt, *ready.pop(nxt))
+        nxt += 1

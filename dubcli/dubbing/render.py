@@ -75,27 +75,16 @@ def run_dub(
     video_id = f"{video.resolve()}:{video.stat().st_size}:{video.stat().st_mtime_ns}"
     records, paths, reused = [], {}, 0
     windows = list(plan.windows)
-    lo = 0.0
-    for i, window in enumerate(windows):
+    # issue 15: cues reach the engine in groups (cuework.run_cues: one batched model pass per
+    # group); each cue's audio is what it gets alone, so the work-folder cache stays valid
+    for i, record, path, was_cached in cuework.run_cues(
+        video, info, windows, work, voices=voices, engine=engine, seed=seed, nfe=nfe,
+        widen=widen, timers=timers, video_id=video_id,
+    ):  # fmt: skip
         raise_if_interrupted()
-        hi = windows[i + 1].start if i + 1 < len(windows) else info.duration
-        voice = voices.for_speaker(window.speaker)
-        key = cuework.cue_key(window, voice, engine, seed=seed, nfe=nfe, widen=widen,
-                              video_id=video_id)  # fmt: skip
-        path = cuework.cached_path(work, window.index, key)
-        cached = cuework.load_cached(path)
-        if cached is not None:
-            record = cached[1]
-            reused += 1
-        else:
-            _, wav, record = cuework.synthesize_cue(
-                video, info, window, lo=lo, hi=hi, voice=voice, engine=engine, seed=seed,
-                nfe=nfe, widen=widen, timers=timers,
-            )  # fmt: skip
-            cuework.save_cached(path, wav, record)
-        lo = record["window"][1]
+        reused += was_cached
         records.append(record)
-        paths[window.index] = path
+        paths[record["index"]] = path
         if progress:
             progress("cues", i + 1, len(windows))
     if reused:
