@@ -331,3 +331,38 @@ def test_diflow_engine_batches_like_single_cues(ckpts):
         assert got.notes == want.notes
         assert (TEXT_ONLY_NOTE in got.notes) == (job.lip is None)
         assert np.corrcoef(got.wav, want.wav)[0, 1] > 0.99
+
+
+def test_engine_caches_the_reference_prompt_across_runs(ckpts, tmp_path, monkeypatch):
+    """The prompt is encoded once per voice and content: a second engine (a later run) reads it
+    from the cache dir; other audio or a corrupt file is encoded again."""
+    from dubcli.engines import diflow
+
+    monkeypatch.setenv("DUBCLI_CACHE_DIR", str(tmp_path))
+    calls = []
+    real = Dubber.reference
+
+    def counting(self, wav, **k):
+        calls.append(len(wav))
+        return real(self, wav, **k)
+
+    monkeypatch.setattr(Dubber, "reference", counting)
+    ref = _tone_speech(3.0, seed=5)
+    a = diflow.DiFlowEngine(str(ckpts["dub"]), device="cpu")
+    p1 = a.prompt("v", ref)
+    assert a.prompt("v", ref) is p1 and len(calls) == 1  # in-process
+    b = diflow.DiFlowEngine(str(ckpts["dub"]), device="cpu")
+    p2 = b.prompt("v", ref)  # a new run: from the cache dir
+    assert len(calls) == 1
+    for f in ("prosody", "acoustic", "speaker"):
+        assert np.array_equal(getattr(p1, f), getattr(p2, f))
+    assert (p1.start_s, p1.seconds, p1.reference_s) == (p2.start_s, p2.seconds, p2.reference_s)
+    c = diflow.DiFlowEngine(str(ckpts["dub"]), device="cpu")
+    c.prompt("w", _tone_speech(3.0, seed=6))  # other audio: a miss
+    assert len(calls) == 2
+    path = diflow.prompt_cache_path(a.dubber.sha256, ref)
+    path.write_bytes(b"not an npz")
+    d = diflow.DiFlowEngine(str(ckpts["dub"]), device="cpu")
+    p3 = d.prompt("v", ref)  # corrupt: encoded again (and rewritten)
+    assert len(calls) == 3 and np.array_equal(p3.prosody, p1.prosody)
+    assert diflow.load_prompt(path) is not None

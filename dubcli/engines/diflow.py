@@ -69,9 +69,16 @@ class DiFlowEngine:
         )
 
     def prompt(self, ident: str, wav: np.ndarray):
-        """The reference's Prompt, encoded once per voice."""
+        """The reference's Prompt, encoded once per voice in a process, and across runs kept in
+        the cache dir (prompt_cache_path: checkpoint + audio content), as encoding a 12 s
+        reference (WORLD analysis) takes about a second."""
         if ident not in self._prompts:
-            self._prompts[ident] = self.dubber.reference(wav, name=f"reference {ident}")
+            path = prompt_cache_path(self.dubber.sha256, wav)
+            prompt = load_prompt(path)
+            if prompt is None:
+                prompt = self.dubber.reference(wav, name=f"reference {ident}")
+                save_prompt(path, prompt)
+            self._prompts[ident] = prompt
         return self._prompts[ident]
 
     def synthesize_cue(self, job: CueJob) -> CueAudio:
@@ -111,3 +118,48 @@ class DiFlowEngine:
         wav[:k] = out.wav[:k]
         return CueAudio(wav, tokens=out.n_tokens, model_seconds=round(out.seconds_model, 4),
                         notes=tuple(notes))  # fmt: skip
+
+
+PROMPT_CACHE_VERSION = 1  # bump when Dubber.reference's output changes for the same inputs
+
+
+def prompt_cache_path(checkpoint_sha256: str, wav: np.ndarray):
+    """cache_dir()/prompts/<key>.npz, key = sha256 of (version, checkpoint, the prompt window
+    length, the reference's float32 samples)."""
+    import hashlib
+
+    from dubcli.fsutil import cache_dir
+    from dubcli.inference import PROMPT_S
+
+    h = hashlib.sha256(f"{PROMPT_CACHE_VERSION}:{checkpoint_sha256}:{PROMPT_S}:".encode())
+    h.update(np.ascontiguousarray(wav, np.float32).tobytes())
+    return cache_dir() / "prompts" / f"{h.hexdigest()[:32]}.npz"
+
+
+def load_prompt(path):
+    """The cached Prompt, or None (missing or unreadable: it is made again)."""
+    from dubcli.inference import Prompt
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return Prompt(z["prosody"].astype(np.int64), z["acoustic"].astype(np.int64),
+                          z["speaker"].astype(np.float32), float(z["start_s"]),
+                          float(z["seconds"]), float(z["reference_s"]))  # fmt: skip
+    except (OSError, ValueError, KeyError) as exc:
+        if path.exists():
+            log.debug("%s: unreadable cached prompt (%s); encoding the reference again", path, exc)
+        return None
+
+
+def save_prompt(path, prompt) -> None:
+    """Write atomically; a cache that cannot be written is skipped (debug log), never an error."""
+    from dubcli.fsutil import atomic_path
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, prosody=prompt.prosody, acoustic=prompt.acoustic, speaker=prompt.speaker,
+                     start_s=prompt.start_s, seconds=prompt.seconds,
+                     reference_s=prompt.reference_s)  # fmt: skip
+    except OSError as exc:
+        log.debug("%s: prompt cache not written (%s)", path, exc)
