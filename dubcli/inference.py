@@ -329,40 +329,104 @@ class Dubber:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _dub(self, symbols, lip, face, prompt, nfe, temperature, seed, *, text_only: bool,
-             oracle: Oracle | None = None):  # fmt: skip
-        import torch
+    def dub_many(self, requests: Sequence[DubRequest], *, nfe: int = 8,
+                 temperature: float = 1.0) -> list[DubOutput]:  # fmt: skip
+        """Many cues at once: what `dub` (a face) or `tts` with the window's length (no face)
+        gives each request alone, with the model's passes batched (dubcli/generation.py: each
+        item keeps its own random numbers, so its output does not depend on the batch)."""
+        reqs = list(requests)
+        if self.stage != "dub":  # stage 1: text timing per cue (DiFlowTTS batches no video)
+            return [self._one(r, nfe, temperature) for r in reqs]
+        from dubcli.generation import plan_batches
 
+        staged = [self._staged(r) for r in reqs]
+        outs: list[DubOutput | None] = [None] * len(reqs)
+        for batch in plan_batches([s.lip.shape[0] for s in staged]):
+            done = self._generate([staged[i] for i in batch], nfe, temperature)
+            for i, out in zip(batch, done, strict=True):
+                outs[i] = out
+        return outs  # type: ignore[return-value]
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _one(self, r: DubRequest, nfe: int, temperature: float) -> DubOutput:
+        if r.lip is None or r.face is None:
+            return self.tts(r.phonemes, r.prompt, r.n_tokens, nfe=nfe, temperature=temperature,
+                            seed=r.seed)  # fmt: skip
+        return self.dub(r.phonemes, r.lip, r.face, r.prompt, nfe=nfe, temperature=temperature,
+                        seed=r.seed)  # fmt: skip
+
+    def _staged(self, r: DubRequest, oracle: Oracle | None = None) -> _Staged:
+        """A request checked and made model-ready (no face: a synthetic one, module doc)."""
+        symbols = phoneme_symbols(r.phonemes)
+        self._prompt(r.prompt)
+        if r.lip is None or r.face is None:
+            if r.n_tokens is not None and int(r.n_tokens) < 1:
+                raise InputError(f"tts: n_tokens must be >= 1, got {r.n_tokens}")
+            lip, face, n = self._synthetic_face(symbols, r.n_tokens, r.seed)
+            return _Staged(symbols, lip, face, r.prompt, r.seed, None, n)
+        lip = self._video(r.lip, "lip", self.cfg.lip_dim)
+        face = self._video(r.face, "face", self.cfg.face_dim)
+        nv = lip.shape[0]
+        if face.shape[0] != nv:
+            raise InputError(f"lip features have {nv} frames but face features {face.shape[0]}")
+        dur = (oracle or Oracle()).frame_durations(len(symbols), nv)
+        return _Staged(symbols, lip, face, r.prompt, r.seed, dur, None)
+
+    def _generate(self, staged: Sequence[_Staged], nfe: int, temperature: float,
+                  oracle: Oracle | None = None) -> list[DubOutput]:  # fmt: skip
+        from dubcli.generation import DubItem, generate_dub
         from dubcli.timing import Timer
 
-        ph = torch.tensor(encode(symbols), dtype=torch.long)
-        nv = lip.shape[0]
-        oracle = oracle or Oracle()
-        dur = oracle.frame_durations(len(symbols), nv)
+        items = []
+        for s in staged:
+            p, a, spk = self._prompt(s.prompt)
+            items.append(DubItem(torch_long(encode(s.symbols)), s.lip, s.face, p.numpy(),
+                                 a.numpy(), spk.numpy(), s.seed, s.durations_frames))  # fmt: skip
         with Timer(self._sync()) as t:
-            g = self.model.generate(ph, torch.from_numpy(lip), torch.from_numpy(face),
-                                    *self._prompt(prompt), nfe=nfe, temperature=temperature,
-                                    seed=seed, durations_frames=dur)  # fmt: skip
-        content = oracle.content
-        if content is None:
-            content = self._timed_content(symbols, _np(g.durations[0]), int(g.lengths[0]))
-        wav, tokens, dt = self._decode(g, prompt, content)
-        assert tokens.n_tokens == tokens_for_frames(nv), (tokens.n_tokens, nv)
-        return DubOutput(
-            wav=fit_length(wav, nv * SAMPLES_PER_FRAME),
-            tokens=tokens,
-            phonemes=symbols,
-            durations=_np(g.durations[0]).astype(np.int64),
-            durations_frames=_np(g.durations_frames[0]).astype(np.int64),
-            attn_video=_np(g.attn_video[0]).astype(np.float32),
-            attn_speech=_np(g.attn_speech[0, : tokens.n_tokens]).astype(np.float32),
-            seconds_model=t.seconds,
-            seconds_decode=dt,
-            text_only=text_only,
-        )
+            gens = generate_dub(self.model, items, nfe=nfe, temperature=temperature)
+        per_item = t.seconds * 1.0 / max(1, sum(it.nv for it in items))
+        outs = []
+        for s, it, g in zip(staged, items, gens, strict=True):
+            nv, n = it.nv, g.n_tokens
+            content = oracle.content if oracle is not None else None
+            if content is None:
+                content = self._timed_content(s.symbols, _np(g.durations), n)
+            wav, tokens, dt = self._decode(g, s.prompt, content)
+            assert tokens.n_tokens == tokens_for_frames(nv), (tokens.n_tokens, nv)
+            out = DubOutput(
+                wav=fit_length(wav, nv * SAMPLES_PER_FRAME),
+                tokens=tokens,
+                phonemes=s.symbols,
+                durations=_np(g.durations).astype(np.int64),
+                durations_frames=_np(g.durations_frames).astype(np.int64),
+                attn_video=_np(g.attn_video).astype(np.float32),
+                attn_speech=_np(g.attn_speech).astype(np.float32),
+                seconds_model=per_item * nv,  # the batch's time, shared by video length
+                seconds_decode=dt,
+                text_only=s.n_tokens is not None,
+            )
+            if s.n_tokens is not None:  # text-only: the wanted length, not the face's
+                k = s.n_tokens
+                out = dataclasses.replace(out, wav=fit_length(out.wav, k * HOP),
+                                          tokens=out.tokens.slice(0, k))  # fmt: skip
+            outs.append(out)
+        return outs
+
+    def _dub(self, symbols, lip, face, prompt, nfe, temperature, seed, *, text_only: bool,
+             oracle: Oracle | None = None):  # fmt: skip
+        req = DubRequest(symbols, lip, face, prompt, seed=seed)
+        out = self._generate([self._staged(req, oracle)], nfe, temperature, oracle)[0]
+        return dataclasses.replace(out, text_only=text_only)
 
     def _tts_dub(self, symbols, prompt, n_tokens, nfe, temperature, seed) -> DubOutput:
         """Stage 2 without a face: frozen stage-1 durations -> synthetic face -> dub path."""
+        req = DubRequest(symbols, None, None, prompt, seed=seed, n_tokens=n_tokens)
+        return self._generate([self._staged(req)], nfe, temperature)[0]
+
+    def _synthetic_face(self, symbols, n_tokens, seed) -> tuple[np.ndarray, np.ndarray, int]:
+        """Frozen stage-1 durations (scaled to n_tokens when given) -> a synthetic talking
+        face's (lip (nv, Dl), face (nv, Df)) and the token count n (module doc)."""
         import torch
 
         from dubcli.model.content import durations_from_log
@@ -371,7 +435,7 @@ class Dubber:
         content = self.model.ccta.content
         ph = torch.tensor([encode(symbols)], dtype=torch.long, device=self.device)
         mask = torch.ones_like(ph, dtype=torch.bool)
-        with torch.no_grad():
+        with torch.inference_mode():
             was = content.training
             content.eval()
             log_dur = content.duration(content.encode(ph, mask), mask)
@@ -385,12 +449,7 @@ class Dubber:
                                                                 strict=True)]  # fmt: skip
         traj = self._face_motion().generate(timeline, seed=int(seed or 0), n_frames=nv)
         feats = visual_features(traj.points)
-        out = self._dub(symbols, feats.lip, feats.face, prompt, nfe, temperature, seed,
-                        text_only=True)  # fmt: skip
-        tokens = out.tokens.slice(0, n)
-        return DubOutput(fit_length(out.wav, n * HOP), tokens, symbols, out.durations,
-                         out.durations_frames, out.attn_video, out.attn_speech,
-                         out.seconds_model, out.seconds_decode, text_only=True)  # fmt: skip
+        return feats.lip, feats.face, n
 
     def _face_motion(self):
         if self._face is None:
@@ -429,18 +488,23 @@ class Dubber:
         return phonetic(symbols, durations)
 
     def _decode(self, g, prompt: Prompt, content: np.ndarray | None = None):
+        """Generated tokens of one item (model Generated at index 0, or generation.ItemOutput)
+        -> (wav (n * 200,), CodecTokens, decode seconds)."""
         from dubcli.audio.codec.base import CodecTokens
         from dubcli.timing import Timer
 
-        n = int(g.lengths[0])
+        if hasattr(g, "lengths"):  # model Generated (stage 1): item 0, cut to its length
+            n = int(g.lengths[0])
+            pro, con, aco = g.prosody[0, :, :n], g.content[0, :, :n], g.acoustic[0, :, :n]
+        else:
+            n = g.n_tokens
+            pro, con, aco = g.prosody, g.content, g.acoustic
         if content is not None and np.shape(content) != (self.cfg.n_content, n):
             raise InputError(f"oracle content tokens {np.shape(content)}, the model made {n}")
         tokens = CodecTokens(
-            _np(g.prosody[0, :, :n]).astype(np.int64),
-            _np(g.content[0, :, :n]).astype(np.int64)
-            if content is None
-            else np.asarray(content, np.int64),
-            _np(g.acoustic[0, :, :n]).astype(np.int64),
+            _np(pro).astype(np.int64),
+            _np(con).astype(np.int64) if content is None else np.asarray(content, np.int64),
+            _np(aco).astype(np.int64),
             np.asarray(prompt.speaker, np.float32),
         )
         with Timer() as t:
@@ -457,3 +521,32 @@ class Dubber:
 
 def _np(t) -> np.ndarray:
     return t.detach().cpu().numpy()
+
+
+def torch_long(ids):
+    import torch
+
+    return torch.tensor(ids, dtype=torch.long)
+
+
+@dataclass(frozen=True, eq=False)
+class DubRequest:
+    """One cue for `Dubber.dub_many`: a face (lip and face given) or text-only timing."""
+
+    phonemes: Any  # PhonemeSequence | symbols | ids
+    lip: np.ndarray | None  # (nv, Dl), None: no face (text-only timing)
+    face: np.ndarray | None  # (nv, Df)
+    prompt: Prompt
+    seed: int | None = 0
+    n_tokens: int | None = None  # text-only: tokens to make (None: the predicted length)
+
+
+@dataclass(frozen=True, eq=False)
+class _Staged:
+    symbols: tuple[str, ...]
+    lip: np.ndarray  # (nv, Dl) float32 (a synthetic face's when the request had none)
+    face: np.ndarray  # (nv, Df) float32
+    prompt: Prompt
+    seed: int | None
+    durations_frames: Any  # (nt,) long tensor oracle, or None
+    n_tokens: int | None  # text-only: tokens wanted (the synthetic face may cover more)

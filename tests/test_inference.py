@@ -163,13 +163,14 @@ def test_text_only_timing_from_a_stage2_model(dubber, prompt, monkeypatch):
     """No face: the frozen stage-1 durations drive a synthetic face; its mouth opens on the
     vowels of that timeline and the speech has exactly the asked length."""
     seen = {}
-    real = Dubber._dub
+    real = Dubber._synthetic_face
 
-    def spy(self, symbols, lip, face, *a, **k):
+    def spy(self, *a, **k):
+        lip, face, n = real(self, *a, **k)
         seen["lip"] = lip
-        return real(self, symbols, lip, face, *a, **k)
+        return lip, face, n
 
-    monkeypatch.setattr(Dubber, "_dub", spy)
+    monkeypatch.setattr(Dubber, "_synthetic_face", spy)
     # A known duration prediction (random weights predict anything): 10 tokens per phoneme.
     content = dubber.model.ccta.content
     monkeypatch.setattr(content.duration, "forward", lambda h, m: torch.log1p(10.0 * m.float()))
@@ -305,3 +306,78 @@ def test_diflow_engine_dubs_a_clip(talking_clip, ckpts):
     assert md5_video(res.outputs.video) == md5_video(video)  # video stream copied untouched
     info = media.probe(res.outputs.video)
     assert info.has_video and len(info.audio_streams) == 1
+
+
+def test_dub_many_equals_one_cue_at_a_time(dubber, prompt):
+    """Dubber.dub_many (batched) gives each request what dub / tts give it alone."""
+    from dubcli.inference import DubRequest
+
+    videos = [_video(nv, seed=nv) for nv in (10, 23, 17)]
+    reqs = [DubRequest(PHONES, lip, face, prompt, seed=4 + k)
+            for k, (lip, face) in enumerate(videos)]  # fmt: skip
+    reqs.append(DubRequest(PHONES, None, None, prompt, seed=9, n_tokens=tokens_for_frames(15)))
+    many = dubber.dub_many(reqs, nfe=2)
+    for r, got in zip(reqs, many, strict=True):
+        if r.lip is None:
+            want = dubber.tts(r.phonemes, prompt, r.n_tokens, nfe=2, seed=r.seed)
+        else:
+            want = dubber.dub(r.phonemes, r.lip, r.face, prompt, nfe=2, seed=r.seed)
+        assert got.text_only == want.text_only and len(got.wav) == len(want.wav)
+        agree = (got.tokens.stacked() == want.tokens.stacked()).mean()
+        assert agree >= 0.99, agree
+
+
+def test_diflow_engine_batches_like_single_cues(ckpts):
+    from dubcli.engines.base import CueJob, synthesize_many
+    from dubcli.engines.diflow import TEXT_ONLY_NOTE, DiFlowEngine
+
+    eng = DiFlowEngine(str(ckpts["dub"]), device="cpu")
+    ref = _tone_speech(3.0, seed=5)
+    jobs = []
+    for k, nv in enumerate((12, 20, 8)):
+        lip, face = _video(nv, seed=k) if k != 2 else (None, None)
+        jobs.append(CueJob(k + 1, "x", PHONES, 0.0, nv / 25, nv, lip, face, ref, "voice",
+                           seed=k, nfe=2))  # fmt: skip
+    batched = synthesize_many(eng, jobs)
+    assert len(eng._prompts) == 1  # the reference is encoded once per voice
+    for job, got in zip(jobs, batched, strict=True):
+        want = eng.synthesize_cue(job)
+        assert len(got.wav) == job.nv * 640 and got.tokens == want.tokens
+        assert got.notes == want.notes
+        assert (TEXT_ONLY_NOTE in got.notes) == (job.lip is None)
+        assert np.corrcoef(got.wav, want.wav)[0, 1] > 0.99
+
+
+def test_engine_caches_the_reference_prompt_across_runs(ckpts, tmp_path, monkeypatch):
+    """The prompt is encoded once per voice and content: a second engine (a later run) reads it
+    from the cache dir; other audio or a corrupt file is encoded again."""
+    from dubcli.engines import diflow
+
+    monkeypatch.setenv("DUBCLI_CACHE_DIR", str(tmp_path))
+    calls = []
+    real = Dubber.reference
+
+    def counting(self, wav, **k):
+        calls.append(len(wav))
+        return real(self, wav, **k)
+
+    monkeypatch.setattr(Dubber, "reference", counting)
+    ref = _tone_speech(3.0, seed=5)
+    a = diflow.DiFlowEngine(str(ckpts["dub"]), device="cpu")
+    p1 = a.prompt("v", ref)
+    assert a.prompt("v", ref) is p1 and len(calls) == 1  # in-process
+    b = diflow.DiFlowEngine(str(ckpts["dub"]), device="cpu")
+    p2 = b.prompt("v", ref)  # a new run: from the cache dir
+    assert len(calls) == 1
+    for f in ("prosody", "acoustic", "speaker"):
+        assert np.array_equal(getattr(p1, f), getattr(p2, f))
+    assert (p1.start_s, p1.seconds, p1.reference_s) == (p2.start_s, p2.seconds, p2.reference_s)
+    c = diflow.DiFlowEngine(str(ckpts["dub"]), device="cpu")
+    c.prompt("w", _tone_speech(3.0, seed=6))  # other audio: a miss
+    assert len(calls) == 2
+    path = diflow.prompt_cache_path(a.dubber.sha256, ref)
+    path.write_bytes(b"not an npz")
+    d = diflow.DiFlowEngine(str(ckpts["dub"]), device="cpu")
+    p3 = d.prompt("v", ref)  # corrupt: encoded again (and rewritten)
+    assert len(calls) == 3 and np.array_equal(p3.prosody, p1.prosody)
+    assert diflow.load_prompt(path) is not None

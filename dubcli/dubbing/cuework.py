@@ -141,20 +141,18 @@ def level(wav: np.ndarray, target: float = CUE_LUFS) -> tuple[np.ndarray, float]
     return (wav * 10 ** (gain / 20)).astype(np.float32), gain
 
 
-def synthesize_cue(
+def prepare_cue(
     video: Path,
     info,
     window: CueWindow,
     *,
     bounds: tuple[float, float],
     voice: Voice,
-    engine: Engine,
     config: DubConfig,
     timers: Timers,
-) -> tuple[CueWindow, np.ndarray, CueRecord]:
-    """Frames -> landmarks -> features -> engine for one cue. Returns (final window, wav (n,)
-    at 16 kHz starting at the window start, its record). bounds: (lo, hi) seconds a widened
-    window stays within; config: the run's seed, nfe and widen_to_lips."""
+) -> PreparedCue:
+    """Frames -> landmarks -> features -> the engine's job for one cue. bounds: (lo, hi)
+    seconds a widened window stays within; config: the run's seed, nfe and widen_to_lips."""
     from dubcli import media
     from dubcli.vision.features import mouth_aperture, visual_features
     from dubcli.vision.landmarks import track_faces
@@ -199,11 +197,51 @@ def synthesize_cue(
 
     job = CueJob(window.index, window.text, window.phonemes, window.start, window.end, nv,
                  lip, face, voice.wav, voice.ident, window.speaker, seed + window.index, nfe)  # fmt: skip
+    return PreparedCue(window, job, ap_w, valid_w, face_rate, track.n_faces, notes, voice.source)
+
+
+def synthesize_cue(
+    video: Path,
+    info,
+    window: CueWindow,
+    *,
+    bounds: tuple[float, float],
+    voice: Voice,
+    engine: Engine,
+    config: DubConfig,
+    timers: Timers,
+) -> tuple[CueWindow, np.ndarray, CueRecord]:
+    """Frames -> landmarks -> features -> engine for one cue. Returns (final window, wav (n,)
+    at 16 kHz starting at the window start, its record); arguments as prepare_cue."""
+    cue = prepare_cue(video, info, window, bounds=bounds, voice=voice, config=config,
+                      timers=timers)  # fmt: skip
     with timers.stage("engine"):
-        audio = engine.synthesize_cue(job)
+        audio = engine.synthesize_cue(cue.job)
+    return finish_cue(cue, audio, engine.name)
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedCue:
+    """A cue up to the engine: its final window, the engine's job, what the record needs."""
+
+    window: CueWindow
+    job: CueJob
+    aperture: np.ndarray  # (nv,) mouth aperture in the window (NaN where no face)
+    valid: np.ndarray  # (nv,) bool: landmarks found
+    face_rate: float
+    n_faces: int
+    notes: list[str]
+    voice_source: str
+
+
+def finish_cue(
+    cue: PreparedCue, audio, engine_name: str
+) -> tuple[CueWindow, np.ndarray, CueRecord]:
+    """The engine's audio for a prepared cue -> (window, levelled wav, report record)."""
+    window, job = cue.window, cue.job
     wav, gain = level(np.asarray(audio.wav, np.float32).reshape(-1))
     onset, offset = speech_extent(wav)
-    sync = sync_estimate(ap_w, valid_w, wav) if lip is not None else None
+    sync = sync_estimate(cue.aperture, cue.valid, wav) if job.lip is not None else None
     record = CueRecord(
         index=window.index,
         text=window.text,
@@ -218,9 +256,9 @@ def synthesize_cue(
             "words": window.fit.words,
             "phones": window.fit.phonemes,
         },  # fmt: skip
-        engine=engine.name,
+        engine=engine_name,
         seed=job.seed,
-        nfe=nfe,
+        nfe=job.nfe,
         stretch=audio.stretch,
         tokens=audio.tokens,
         natural_seconds=audio.natural_seconds,
@@ -229,9 +267,9 @@ def synthesize_cue(
         audio_samples=len(wav),  # at 16 kHz
         speech=(round(onset, 3), round(offset, 3)),  # seconds from the window start
         level_gain_db=round(gain, 2),
-        video_frames=nv,
-        face_frames_rate=round(face_rate, 3),
-        faces_in_clip=track.n_faces,
+        video_frames=job.nv,
+        face_frames_rate=round(cue.face_rate, 3),
+        faces_in_clip=cue.n_faces,
         sync=None
         if sync is None
         else {
@@ -239,7 +277,62 @@ def synthesize_cue(
             "confidence": sync.confidence,
             "correlation": sync.correlation,
         },  # fmt: skip
-        voice=voice.source,
-        notes=(*notes, *audio.notes),
+        voice=cue.voice_source,
+        notes=(*cue.notes, *audio.notes),
     )
     return window, wav, record
+
+
+ENGINE_GROUP = 16  # cues prepared before one engine call (bounds memory: features + audio)
+
+
+def run_cues(
+    video: Path, info, windows: list[CueWindow], work: Path, *, voices, engine: Engine,
+    config: DubConfig, timers: Timers, video_id: str,
+) -> Iterator[tuple[int, CueRecord, Path, bool]]:  # fmt: skip
+    """Every window's cue, in order, as (position, record, cached path, reused): a cue finished
+    by an earlier run is read back, the others are prepared (frames -> landmarks -> features)
+    and go to the engine ENGINE_GROUP at a time (engines.base.synthesize_many), then saved."""
+    from dubcli.engines.base import synthesize_many
+    from dubcli.errors import raise_if_interrupted
+
+    lo = 0.0
+    pending: list[tuple[int, PreparedCue, Path]] = []
+    ready: dict[int, tuple[CueRecord, Path, bool]] = {}
+    nxt = 0
+
+    def flush():
+        with timers.stage("engine"):
+            audios = synthesize_many(engine, [c.job for _, c, _ in pending])
+        for (k, cue, path), audio in zip(pending, audios, strict=True):
+            _, wav, record = finish_cue(cue, audio, engine.name)
+            save_cached(path, wav, record)
+            ready[k] = (record, path, False)
+        pending.clear()
+
+    for i, window in enumerate(windows):
+        raise_if_interrupted()
+        hi = windows[i + 1].start if i + 1 < len(windows) else info.duration
+        voice = voices.for_speaker(window.speaker)
+        key = cue_key(window, voice, engine, seed=config.seed, nfe=config.nfe,
+                      widen=config.widen_to_lips, video_id=video_id)  # fmt: skip
+        path = cached_path(work, window.index, key)
+        cached = load_cached(path)
+        if cached is not None:
+            ready[i] = (cached[1], path, True)
+            lo = cached[1].window[1]
+        else:
+            cue = prepare_cue(video, info, window, bounds=(lo, hi), voice=voice, config=config,
+                              timers=timers)  # fmt: skip
+            lo = round(cue.window.end, 3)  # what the record says, as for a cached cue
+            pending.append((i, cue, path))
+            if len(pending) >= ENGINE_GROUP:
+                flush()
+        while nxt in ready:
+            yield (nxt, *ready.pop(nxt))
+            nxt += 1
+    if pending:
+        flush()
+    while nxt in ready:
+        yield (nxt, *ready.pop(nxt))
+        nxt += 1

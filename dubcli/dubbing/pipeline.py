@@ -354,27 +354,14 @@ def _dub_cues(job: DubJob, engine, voices) -> tuple[list[CueRecord], dict[int, P
     video_id = f"{video.resolve()}:{video.stat().st_size}:{video.stat().st_mtime_ns}"
     records, paths, reused = [], {}, 0
     windows = list(job.plan.windows)
-    lo = 0.0
-    for i, window in enumerate(windows):
+    for i, record, path, was_cached in cuework.run_cues(
+        video, job.info, windows, work, voices=voices, engine=engine, config=config,
+        timers=job.timers, video_id=video_id,
+    ):  # fmt: skip
         raise_if_interrupted()
-        hi = windows[i + 1].start if i + 1 < len(windows) else job.info.duration
-        voice = voices.for_speaker(window.speaker)
-        key = cuework.cue_key(window, voice, engine, seed=config.seed, nfe=config.nfe,
-                              widen=config.widen_to_lips, video_id=video_id)  # fmt: skip
-        path = cuework.cached_path(work, window.index, key)
-        cached = cuework.load_cached(path)
-        if cached is not None:
-            record = cached[1]
-            reused += 1
-        else:
-            _, wav, record = cuework.synthesize_cue(
-                video, job.info, window, bounds=(lo, hi), voice=voice, engine=engine,
-                config=config, timers=job.timers,
-            )  # fmt: skip
-            cuework.save_cached(path, wav, record)
-        lo = record.window[1]
+        reused += was_cached
         records.append(record)
-        paths[window.index] = path
+        paths[record.index] = path
         job.tick("cues", i + 1, len(windows))
     if reused:
         log.info("%s: %d of %d cues reused from an earlier, unfinished run", video, reused,

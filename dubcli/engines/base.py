@@ -8,6 +8,7 @@ The engines (diflow.py, baseline.py) and the choice between them (choose.py) bui
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -62,3 +63,12 @@ class Engine(Protocol):
         ...
 
     def synthesize_cue(self, job: CueJob) -> CueAudio: ...
+
+
+def synthesize_many(engine: Engine, jobs: Sequence[CueJob]) -> list[CueAudio]:
+    """The engine's `synthesize_many` (batched: one cue's audio must not depend on the others
+    in its batch) when it has one, else one `synthesize_cue` per job."""
+    many = getattr(engine, "synthesize_many", None)
+    if many is not None:
+        return list(many(list(jobs)))
+    return [engine.synthesize_cue(j) for j in jobs]

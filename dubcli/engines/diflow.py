@@ -10,9 +10,14 @@ Per cue: the reference voice becomes a prompt once per voice (`CueJob.reference_
 - no face in the window: Dubber.tts with the window's token count (text-only timing, see
   dubcli/inference.py), and CueAudio.notes says so.
 The audio always starts at the window start and lasts the window (nv frames).
+`synthesize_many` takes a group of cues through the model in padded batches (Dubber.dub_many,
+dubcli/generation.py); each cue keeps its own seed's random numbers, so its audio is the same as
+`synthesize_cue` gives it (up to float rounding) whatever else shares its batch.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -64,26 +69,97 @@ class DiFlowEngine:
         )
 
     def prompt(self, ident: str, wav: np.ndarray):
-        """The reference's Prompt, encoded once per voice."""
+        """The reference's Prompt, encoded once per voice in a process, and across runs kept in
+        the cache dir (prompt_cache_path: checkpoint + audio content), as encoding a 12 s
+        reference (WORLD analysis) takes about a second."""
         if ident not in self._prompts:
-            self._prompts[ident] = self.dubber.reference(wav, name=f"reference {ident}")
+            path = prompt_cache_path(self.dubber.sha256, wav)
+            prompt = load_prompt(path)
+            if prompt is None:
+                prompt = self.dubber.reference(wav, name=f"reference {ident}")
+                save_prompt(path, prompt)
+            self._prompts[ident] = prompt
         return self._prompts[ident]
 
     def synthesize_cue(self, job: CueJob) -> CueAudio:
-        prompt = self.prompt(job.reference_id, job.reference)
+        return self.synthesize_many([job])[0]
+
+    def synthesize_many(self, jobs: Sequence[CueJob]) -> list[CueAudio]:
+        """Cues through the model in padded batches (Dubber.dub_many); each cue's audio is what
+        it gets alone (its own seed), so batching never changes a cached cue. Jobs with other
+        NFE values go in separate groups."""
+        from dubcli.inference import DubRequest
+
+        out: list[CueAudio | None] = [None] * len(jobs)
+        for nfe in sorted({j.nfe for j in jobs}):
+            idx = [i for i, j in enumerate(jobs) if j.nfe == nfe]
+            reqs = []
+            for i in idx:
+                j = jobs[i]
+                prompt = self.prompt(j.reference_id, j.reference)
+                face = j.lip is not None and j.face is not None
+                reqs.append(DubRequest(j.phonemes, j.lip if face else None,
+                                       j.face if face else None, prompt, seed=j.seed,
+                                       n_tokens=None if face else tokens_for_frames(j.nv)))  # fmt: skip
+            made = self.dubber.dub_many(reqs, nfe=nfe, temperature=self.temperature)
+            for i, o in zip(idx, made, strict=True):
+                out[i] = self._audio(jobs[i], o)
+        return out  # type: ignore[return-value]
+
+    def _audio(self, job: CueJob, out) -> CueAudio:
         n_samples = job.nv * SAMPLE_RATE // VIDEO_FPS
         notes: list[str] = []
         if job.lip is None or job.face is None:
-            out = self.dubber.tts(job.phonemes, prompt, tokens_for_frames(job.nv), nfe=job.nfe,
-                                  temperature=self.temperature, seed=job.seed)  # fmt: skip
             notes.append(TEXT_ONLY_NOTE)
-        else:
-            out = self.dubber.dub(job.phonemes, job.lip, job.face, prompt, nfe=job.nfe,
-                                  temperature=self.temperature, seed=job.seed)  # fmt: skip
-            if out.text_only:  # a stage-1 checkpoint has no visual path
-                notes.append("stage-1 (tts) checkpoint: phoneme timing from the text, not lips")
+        elif out.text_only:  # a stage-1 checkpoint has no visual path
+            notes.append("stage-1 (tts) checkpoint: phoneme timing from the text, not lips")
         wav = np.zeros(n_samples, np.float32)
         k = min(n_samples, len(out.wav))
         wav[:k] = out.wav[:k]
         return CueAudio(wav, tokens=out.n_tokens, model_seconds=round(out.seconds_model, 4),
                         notes=tuple(notes))  # fmt: skip
+
+
+PROMPT_CACHE_VERSION = 1  # bump when Dubber.reference's output changes for the same inputs
+
+
+def prompt_cache_path(checkpoint_sha256: str, wav: np.ndarray):
+    """cache_dir()/prompts/<key>.npz, key = sha256 of (version, checkpoint, the prompt window
+    length, the reference's float32 samples)."""
+    import hashlib
+
+    from dubcli.fsutil import cache_dir
+    from dubcli.inference import PROMPT_S
+
+    h = hashlib.sha256(f"{PROMPT_CACHE_VERSION}:{checkpoint_sha256}:{PROMPT_S}:".encode())
+    h.update(np.ascontiguousarray(wav, np.float32).tobytes())
+    return cache_dir() / "prompts" / f"{h.hexdigest()[:32]}.npz"
+
+
+def load_prompt(path):
+    """The cached Prompt, or None (missing or unreadable: it is made again)."""
+    from dubcli.inference import Prompt
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return Prompt(z["prosody"].astype(np.int64), z["acoustic"].astype(np.int64),
+                          z["speaker"].astype(np.float32), float(z["start_s"]),
+                          float(z["seconds"]), float(z["reference_s"]))  # fmt: skip
+    except (OSError, ValueError, KeyError) as exc:
+        if path.exists():
+            log.debug("%s: unreadable cached prompt (%s); encoding the reference again", path, exc)
+        return None
+
+
+def save_prompt(path, prompt) -> None:
+    """Write atomically; a cache that cannot be written is skipped (debug log), never an error."""
+    from dubcli.fsutil import atomic_path
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, prosody=prompt.prosody, acoustic=prompt.acoustic, speaker=prompt.speaker,
+                     start_s=prompt.start_s, seconds=prompt.seconds,
+                     reference_s=prompt.reference_s)  # fmt: skip
+    except OSError as exc:
+        log.debug("%s: prompt cache not written (%s)", path, exc)
