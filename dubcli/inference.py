@@ -14,10 +14,7 @@ Choices made here (paper section in brackets):
   dubcli.model.loading checks. So dub() only casts to float32 and checks shapes and NaNs.
 - Phonemes get a <sil> at both ends when they lack one: every prepared dataset spells them so
   (prepare/layouts "phoneme_edges": "sil"), while the g2p frontend does not.
-- The reference prompt [3.3, B.2.1 "Contextual Modeling"]: the whole reference (its cleanest
-  MAX_REFERENCE_S when longer) is encoded once; the speaker embedding comes from that segment and
-  the prompt tokens from its cleanest PROMPT_S window (most tokens within 35 dB of the loudest,
-  no clipping), the length the training references were cut to (data/dataset.py: <= 5 s).
+- The reference prompt [3.3, B.2.1 "Contextual Modeling"]: dubcli/reference.py.
 - Length: the video fixes the token count [3.4]; the codec gives n * 200 samples, and the waveform
   is padded/cropped to nv * 640 (they differ only when nv is not a multiple of 5).
 - Text-only timing (`tts`, a cue with no face): a stage-1 checkpoint uses its duration predictor
@@ -58,6 +55,7 @@ import numpy as np
 from dubcli.audio.util import fit_length
 from dubcli.console import get_logger
 from dubcli.errors import InputError
+from dubcli.reference import PROMPT_S, Prompt, cleanest_window, encode_reference
 from dubcli.text.phonemes import SILENCE, SYMBOL_TO_ID, PhonemeSequence, decode, encode
 from dubcli.timing import (
     HOP,
@@ -69,13 +67,10 @@ from dubcli.timing import (
 
 log = get_logger(__name__)
 
-PROMPT_S = 4.0  # prompt window cut from the reference (training references: <= 5 s)
-MAX_REFERENCE_S = 12.0  # longer references: only their cleanest 12 s are analysed
-MIN_REFERENCE_S = 0.5  # below this there is no voice to copy
+__all__ = ["PROMPT_S", "Dubber", "DubOutput", "DubRequest", "Oracle", "Prompt", "cleanest_window",
+           "phoneme_symbols"]  # fmt: skip
+
 GENERATED_RESIDUAL_SCALE = 0.5  # decode: shrink generated envelope detail (module doc)
-ACTIVE_BELOW_PEAK_DB = 35.0  # a token frame is speech when within this of the loudest frame
-SILENT_DBFS = -60.0  # ... and above this absolute level
-CLIP_LEVEL = 0.999  # samples at/above this count as clipped
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,18 +92,6 @@ class Oracle:
             raise InputError(f"oracle durations: {dur.shape[0]} phonemes summing to "
                              f"{int(dur.sum())} frames, expected {nt} and {nv}")  # fmt: skip
         return torch.from_numpy(dur)
-
-
-@dataclass(frozen=True, eq=False)
-class Prompt:
-    """A reference voice as the model consumes it."""
-
-    prosody: np.ndarray  # (1, np) int64 prompt prosody tokens
-    acoustic: np.ndarray  # (3, np) int64 prompt acoustic tokens
-    speaker: np.ndarray  # (D,) float32 speaker embedding (codec decode restores the voice)
-    start_s: float  # where the prompt window starts in the reference, seconds
-    seconds: float  # prompt length, seconds (np / 80)
-    reference_s: float  # length of the reference given, seconds
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,27 +145,6 @@ def phoneme_symbols(phonemes: Any) -> tuple[str, ...]:
     if symbols[-1] != SILENCE:
         symbols.append(SILENCE)
     return tuple(symbols)
-
-
-def token_levels(wav: np.ndarray) -> np.ndarray:
-    """(s,) -> (s // 200,) RMS level in dBFS of each token frame."""
-    from dubcli.audio.codec.features import frame_level_db
-
-    return frame_level_db(wav, len(wav) // HOP)
-
-
-def cleanest_window(wav: np.ndarray, n: int) -> int:
-    """Start token of the n-token window with the most speech frames and no clipping (ties:
-    the earliest). wav (s,) 16 kHz; n >= the audio's tokens gives 0."""
-    levels = token_levels(wav)
-    total = len(levels)
-    if n >= total:
-        return 0
-    active = (levels >= levels.max() - ACTIVE_BELOW_PEAK_DB) & (levels >= SILENT_DBFS)
-    clipped = np.abs(np.asarray(wav[: total * HOP])).reshape(total, HOP).max(axis=1) >= CLIP_LEVEL
-    score = active.astype(np.float64) - 4.0 * clipped
-    sums = np.concatenate([[0.0], np.cumsum(score)])
-    return int(np.argmax(sums[n:] - sums[:-n]))
 
 
 class Dubber:
@@ -261,27 +223,7 @@ class Dubber:
 
     def reference(self, wav: np.ndarray, *, prompt_s: float = PROMPT_S, name: str = "reference"):
         """(s,) 16 kHz mono reference voice -> Prompt (see the module doc for the window)."""
-        x = np.asarray(wav, dtype=np.float64)
-        if x.ndim != 1 or not np.all(np.isfinite(x)):
-            raise InputError(f"{name}: expected finite mono 16 kHz audio, got shape {x.shape}")
-        if len(x) < MIN_REFERENCE_S * SAMPLE_RATE or token_levels(x).max() < SILENT_DBFS:
-            raise InputError(f"{name}: silent, or shorter than {MIN_REFERENCE_S} s: no voice to "
-                             "copy")  # fmt: skip
-        cap = int(MAX_REFERENCE_S * TOKEN_RATE)
-        seg0 = cleanest_window(x, cap)  # 0 when the reference is shorter than the cap
-        seg = x[seg0 * HOP : (seg0 + cap) * HOP]
-        tokens = self.codec.encode(seg)
-        n = max(1, min(tokens.n_tokens, int(round(prompt_s * TOKEN_RATE))))
-        start = cleanest_window(seg, n)
-        cut = tokens.slice(start, start + n)
-        return Prompt(
-            prosody=np.asarray(cut.prosody, np.int64),
-            acoustic=np.asarray(cut.acoustic, np.int64),
-            speaker=np.asarray(tokens.speaker, np.float32),
-            start_s=(seg0 + start) / TOKEN_RATE,
-            seconds=n / TOKEN_RATE,
-            reference_s=len(x) / SAMPLE_RATE,
-        )
+        return encode_reference(self.codec, wav, prompt_s=prompt_s, name=name)
 
     # -- generation ----------------------------------------------------------------------------
 

@@ -305,13 +305,11 @@ class DiFlowDubber(_Base):
         temperature: float = 1.0,
         seed: int | None = None,
         video_mask: Tensor | None = None,
-        prompt_mask: Tensor | None = None,
-        durations_frames: Tensor | None = None,
     ) -> Generated:
         """phonemes (nt,)|(b, nt), lip (nv, Dl)|(b, nv, Dl), face likewise -> Generated with
-        exactly tokens_for_frames(nv_i) tokens for item i (video_mask (b, nv) gives nv_i).
-        durations_frames (nt,)|(b, nt): known frames per phoneme in place of the Synchronizer's
-        MAS (an oracle for evaluation)."""
+        exactly tokens_for_frames(nv_i) tokens for item i (video_mask (b, nv) gives nv_i); one
+        prompt for the batch. Prompts of different lengths, per-item seeds and oracle durations
+        (known frames per phoneme in place of the Synchronizer's MAS): dubcli.generation."""
         with _eval(self):
             dev = self.device
             ph, pm = as_phonemes(phonemes, dev)
@@ -329,11 +327,9 @@ class DiFlowDubber(_Base):
             tl = torch.tensor([tokens_for_frames(int(k)) for k in nv], device=dev)
             n = int(tl.max())
             prompt, pmask = as_prompt(
-                prompt_prosody, prompt_acoustic, prompt_mask, b, self.cfg, self.device
+                prompt_prosody, prompt_acoustic, None, b, self.cfg, self.device
             )
-            if durations_frames is not None:
-                durations_frames = durations_frames.to(dev).reshape(b, -1).long()
-            c = self.condition(ph, pm, lip, vmask, face, tl, n, durations_frames)
+            c = self.condition(ph, pm, lip, vmask, face, tl, n)
             tmask = c.sync.token_mask
             spk = as_speaker(speaker, b, dev)
             x = self._sample(c.latent, tmask, spk, prompt, pmask, c.prior, nfe, temperature, seed)
