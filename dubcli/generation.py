@@ -34,7 +34,6 @@ from torch import Tensor
 
 from dubcli.model.batch import as_prompt
 from dubcli.model.dit import modulate
-from dubcli.model.masks import zero_pad
 from dubcli.text.phonemes import PAD_ID
 from dubcli.timing import tokens_for_frames
 
@@ -175,33 +174,6 @@ def generate_dub(model, items: Sequence[DubItem], nfe: int = 8,
         model.train(was)
 
 
-def _hidden(dfpa, x_t: Tensor, t: Tensor, *, content, speaker, mask, prompt=None,
-            prompt_mask=None, prior=None) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """DFPADenoiser.forward up to its output head: (target hidden (b, n, d), condition (b, d)).
-    The same operations in the same order (model/dfpa.py); only the head is left out."""
-    b, q, n = x_t.shape
-    segments, masks = [], []
-    if prompt is not None and prompt.shape[-1] > 0:
-        segments.append(dfpa._segment(dfpa.embed_tokens(prompt), None))
-        masks.append(prompt_mask)
-    if prior is not None:
-        slot = dfpa.prior_proj(prior)
-        rest = slot.new_zeros(b, n, dfpa.d_in - slot.shape[-1])
-        segments.append(torch.cat([slot, rest], dim=-1))
-        masks.append(mask)
-    segments.append(dfpa._segment(dfpa.embed_tokens(x_t), content))
-    masks.append(mask)
-    h = dfpa.in_proj(torch.cat(segments, dim=1))
-    full_mask = torch.cat(masks, dim=1)
-    c = dfpa.time(t) + dfpa.speaker(speaker.to(h.dtype))
-    order = torch.argsort((~full_mask).to(torch.int8), dim=1, stable=True)
-    packed_mask = torch.gather(full_mask, 1, order)
-    h = torch.gather(h, 1, order[..., None].expand_as(h))
-    out = dfpa.dit(zero_pad(h, packed_mask), c, packed_mask)
-    inv = torch.argsort(order, dim=1)[:, -n:]  # packed position of each target token
-    return torch.gather(out, 1, inv[..., None].expand(b, n, out.shape[-1])), c
-
-
 def _head_rows(dfpa, h: Tensor, c: Tensor, sel: Tensor) -> Tensor:
     """Logits (m, V) of the selected (item, stream, position) tokens, sel (b, q, n) bool, in
     the row-major order of `logits[sel]` (the head's LN + adaLN + one stream's projection)."""
@@ -243,7 +215,7 @@ def sample_items(dfpa, mask_id: int, scheduler, mask: Tensor, nfe: int, temperat
             unmask = masked & mask[:, None, :]
         if not bool(unmask.any()):
             continue
-        h, c = _hidden(dfpa, x, torch.full((b,), t, device=dev), **cond)
+        h, c = dfpa.hidden(x, torch.full((b,), t, device=dev), **cond)
         logits = _head_rows(dfpa, h, c, unmask)
         counts = unmask.sum(dim=(1, 2)).tolist()
         picks, start = [], 0

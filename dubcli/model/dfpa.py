@@ -81,6 +81,26 @@ class DFPADenoiser(nn.Module):
         prompt_mask: Tensor | None = None,
         prior: Tensor | None = None,
     ) -> Tensor:
+        """-> logits (b, q, n, V) of the target tokens (zero at padding); arguments as hidden."""
+        h, c = self.hidden(x_t, t, content=content, speaker=speaker, mask=mask, prompt=prompt,
+                           prompt_mask=prompt_mask, prior=prior)  # fmt: skip
+        out = self.final(h, c, mask)  # per position: only the target's rows are needed
+        return rearrange(out, "b n (q v) -> b q n v", q=x_t.shape[1])
+
+    def hidden(
+        self,
+        x_t: Tensor,
+        t: Tensor,
+        *,
+        content: Tensor,
+        speaker: Tensor,
+        mask: Tensor,
+        prompt: Tensor | None = None,
+        prompt_mask: Tensor | None = None,
+        prior: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """The DiT's output at the target tokens (b, n, d) and the condition c (b, d) that the
+        output head modulates with (dubcli.generation runs the head on chosen rows only)."""
         b, q, n = x_t.shape
         if tuple(content.shape[:2]) != (b, n) or tuple(mask.shape) != (b, n):
             raise ValueError(
@@ -110,7 +130,6 @@ class DFPADenoiser(nn.Module):
         order = torch.argsort((~full_mask).to(torch.int8), dim=1, stable=True)
         packed_mask = torch.gather(full_mask, 1, order)
         h = torch.gather(h, 1, order[..., None].expand_as(h))
-        out = self.final(self.dit(zero_pad(h, packed_mask), c, packed_mask), c, packed_mask)
-        inv = torch.argsort(order, dim=1)
-        out = torch.gather(out, 1, inv[..., None].expand_as(out))[:, -n:]  # target segment
-        return rearrange(out, "b n (q v) -> b q n v", q=q)
+        out = self.dit(zero_pad(h, packed_mask), c, packed_mask)
+        inv = torch.argsort(order, dim=1)[:, -n:]  # packed position of each target token
+        return torch.gather(out, 1, inv[..., None].expand(b, n, out.shape[-1])), c
