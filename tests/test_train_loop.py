@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from dubcli.data.dataset import DatasetOptions, DubDataset, collate
+from dubcli.errors import Interrupted
 from dubcli.train.loop import FitData, LoopConfig, fit
 from dubcli.train.optim import lr_at
 from dubcli.train.state import list_checkpoints, load_train_checkpoint
@@ -166,12 +167,14 @@ def test_resume_after_sigkill_is_exact(corpus, straight, tmp_path):
         assert torch.equal(a, b)
 
 
-def test_ctrl_c_saves_and_resumes_exactly(corpus, straight, tmp_path):
+@pytest.mark.parametrize("signal_error", [KeyboardInterrupt(), Interrupted(2)])
+def test_ctrl_c_saves_and_resumes_exactly(corpus, straight, tmp_path, signal_error):
+    # Interrupted: what the CLI's SIGINT/SIGTERM handler raises (`dubcli train`, Ctrl-C or kill)
     def interrupt(step, record):
         if step == 5:
-            raise KeyboardInterrupt
+            raise signal_error
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(type(signal_error)):
         run_toy(corpus, tmp_path, on_step=interrupt)
     assert load_train_checkpoint(tmp_path).step == 5
     run_toy(corpus, tmp_path, resume=True)

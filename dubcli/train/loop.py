@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from dubcli.console import get_logger
 from dubcli.data.sampler import TokenBatchSampler
-from dubcli.errors import CheckpointError, ProcessingError
+from dubcli.errors import CheckpointError, Interrupted, ProcessingError
 from dubcli.train import distributed as D
 from dubcli.train.metrics import LOSS_PNG, MetricsLog, plot_losses
 from dubcli.train.optim import EMA, build_optimizer, lr_at, set_lr
@@ -268,7 +268,7 @@ class _Trainer:
                         on_step(self.step, record)
                     if self.step >= self.n_total:
                         break
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Interrupted):  # Interrupted: the CLI's SIGINT/SIGTERM handler
             done = self.last_ckpt is not None and self.last_ckpt.name == _ckpt_name(self.step)
             if not self.info.enabled and self.step > 0 and not done:
                 log.info("interrupted: saving a checkpoint at step %d", self.step)
