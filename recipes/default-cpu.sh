@@ -8,16 +8,14 @@
 # N (utterances), STEPS1 / STEPS2 (optimizer steps of stage 1 / 2), DEVICE (cpu | cuda).
 set -euo pipefail
 WORK="${1:-runs/default}"
-N="${N:-3840}"
-STEPS1="${STEPS1:-200}"
-STEPS2="${STEPS2:-250}"
+N="${N:-5200}"
+STEPS1="${STEPS1:-450}"
+STEPS2="${STEPS2:-350}"
 DEVICE="${DEVICE:-cpu}"
 CONFIG="$(dirname "$0")/default-cpu.toml"
 mkdir -p "$WORK"
 
 # 1. SynthDub: N utterances (80/10/10 train/valid/test), 23 base voices, 5 of them test-only.
-#    Each split's utterances come in a fixed order per seed: -n 3840 holds the first 3072 train
-#    and 384 test utterances of any larger seed-12 corpus.
 dubcli prepare --layout synth -n "$N" --seed 12 -o "$WORK/corpus" -j 2 --codec-items 400
 
 # 2. Stage 1 (zero-shot TTS) and 3. stage 2 (video), each resumed when its run folder exists.
