@@ -30,7 +30,6 @@ and flagged in `interpolated`; longer gaps stay NaN and are listed in `gaps`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import tempfile
@@ -301,11 +300,10 @@ class _Meshes:
     def run(self, rgb: np.ndarray, box: tuple[int, int, int, int] | None,
             frame: int) -> list[np.ndarray]:  # fmt: skip
         """Faces (478, 3) in full-frame pixels (z scaled like x) on the frame or on `box`."""
-        quiet = (
-            _mediapipe_logs_to_debug
-            if self.fresh("full" if box is None else "crop", frame)
-            else contextlib.nullcontext
-        )
+        self.fresh("full" if box is None else "crop", frame)
+        # Every call, not just a graph's first: its calculator threads log on their own time
+        # (a line left by the crop mesh's start was seen to reach the terminal).
+        quiet = _mediapipe_logs_to_debug
         x0, y0 = (0, 0) if box is None else box[:2]
         img = rgb if box is None else np.ascontiguousarray(rgb[box[1] : box[3], box[0] : box[2]])
         if box is None:
