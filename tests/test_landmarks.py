@@ -217,25 +217,3 @@ def test_missing_mediapipe_is_a_dependency_error(monkeypatch):
     with pytest.raises(DependencyError, match="pip install mediapipe==0.10.21"):
         track_faces([np.zeros((H, W, 3), np.uint8)])
     assert track_faces([]).n_frames == 0  # no frame, no graph, no import
-
-
-def test_crop_tracking_agrees_with_full_frames(photo):
-    """Issue 15: a lone face is tracked on a crop around it; its landmarks and lip features
-    match full-frame tracking (within the tolerances above: px for points, the features'
-    0.6 bound of the motion test)."""
-    transforms = moving_clip(60)
-    frames = [warp(photo, a) for a in transforms]
-    full = track_faces(frames, crop=False)
-    crop = track_faces(frames, crop=True)
-    assert crop.present.all() and crop.stats.n_faces == 1
-    err = np.linalg.norm(crop.points[..., :2] - full.points[..., :2], axis=-1)
-    assert np.median(err) < 0.5 and np.percentile(err, 95) < 2.0  # measured 0.06 / 0.6 px
-    lip_full, lip_crop = F.lip_features(full), F.lip_features(crop)
-    assert np.abs(lip_crop - lip_full).max() < 0.6  # measured 0.42
-    assert np.median(np.abs(lip_crop - lip_full)) < 0.05  # measured 0.005
-
-
-def test_crop_tracking_falls_back_to_full_frames_for_two_faces(photo):
-    frames = two_faces(photo, 0.75, 1.1)
-    a, b = track_faces(frames, crop=True), track_faces(frames, crop=False)
-    assert a.stats.n_faces == b.stats.n_faces == 2 and a.face == b.face

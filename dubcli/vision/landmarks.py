@@ -4,16 +4,6 @@ MediaPipe 0.10.21's legacy FaceMesh (its tflite models ship inside the wheel; th
 would need a download) runs in tracking mode: the face detector only runs when a face is lost
 or fewer faces than `max_faces` are tracked, and landmarks of the last frame seed the next.
 
-Crop tracking (issue 15): once the full frame shows one face, the following frames go to a
-second FaceMesh (one face, so its detector runs only when the face is lost) on a square crop of
-about twice the face's landmark box, moved when the face nears its edge; the full frame is looked
-at again when the face is lost in the crop and every RECHECK_FRAMES frames (a second face
-entering turns full-frame tracking back on). A mesh that skipped frames is reset first, so a
-stale region never seeds its landmarks. Measured against full-frame tracking on the moving test
-clip (320x240): landmarks 0.06 px median / 0.6 px 95th percentile apart, lip features 0.005
-median / 0.42 max apart; 12% less CPU per frame (15.7 vs 17.8 ms, machine loaded); the gain
-grows with the frame size, as the crop does not.
-
 Dimensions: nv video frames (25 fps upstream), 478 landmarks (vision/topology.py), 3 coords.
 
 Several faces: detections are linked across frames by nearest centroid into face tracks; the
@@ -48,10 +38,6 @@ log = get_logger(__name__)
 DEFAULT_MAX_GAP = 5  # frames (0.2 s at 25 fps): longer gaps are not invented
 MOTION_FLOOR = 0.02  # aperture std / eye distance that counts as "not speaking" (jitter level)
 MIN_COVERAGE = 0.1  # face tracks seen in fewer of the face frames are spurious detections
-CROP_SCALE = 2.0  # crop side / the face's landmark box side (FaceMesh's own ROI is ~1.5x)
-MIN_CROP_GAIN = 0.7  # crop only when it keeps at most this share of the frame's pixels
-RECENTRE_MARGIN = 0.1  # a new crop when the face comes this close (share of side) to an edge
-RECHECK_FRAMES = 25  # crop tracking looks at the full frame this often (faces entering)
 
 
 @dataclass(frozen=True)
@@ -273,89 +259,6 @@ def _face_mesh(max_faces: int):
     )
 
 
-class _Meshes:
-    """The full-frame FaceMesh (max_faces) and the crop one (1 face), built on first use."""
-
-    def __init__(self, max_faces: int):
-        self.max_faces = max_faces
-        self.full = self.crop = None
-        self.last = {"full": -2, "crop": -2}  # frame each mesh last saw
-
-    def fresh(self, which: str, frame: int):
-        """The mesh `which`, its tracking state reset when it skipped frames: the landmarks
-        of a frame long ago would seed this one's (a stale ROI gives poor landmarks that still
-        pass the tracking confidence)."""
-        mesh = self.full if which == "full" else self.crop
-        stale = mesh is not None and self.last[which] != frame - 1
-        if stale:
-            mesh.reset()  # the graph restarts (its log lines come with the next process)
-        self.last[which] = frame
-        return stale
-
-    def _mesh(self, n: int, rgb: np.ndarray):
-        with _mediapipe_logs_to_debug():  # the graph logs while it opens (first process)
-            mesh = _face_mesh(n)
-            return mesh, mesh.process(rgb)
-
-    def run(self, rgb: np.ndarray, box: tuple[int, int, int, int] | None,
-            frame: int) -> list[np.ndarray]:  # fmt: skip
-        """Faces (478, 3) in full-frame pixels (z scaled like x) on the frame or on `box`."""
-        self.fresh("full" if box is None else "crop", frame)
-        # Every call, not just a graph's first: its calculator threads log on their own time
-        # (a line left by the crop mesh's start was seen to reach the terminal).
-        quiet = _mediapipe_logs_to_debug
-        x0, y0 = (0, 0) if box is None else box[:2]
-        img = rgb if box is None else np.ascontiguousarray(rgb[box[1] : box[3], box[0] : box[2]])
-        if box is None:
-            if self.full is None:
-                self.full, result = self._mesh(self.max_faces, img)
-            else:
-                with quiet():
-                    result = self.full.process(img)
-        elif self.crop is None:
-            self.crop, result = self._mesh(1, img)
-        else:
-            with quiet():
-                result = self.crop.process(img)
-        h, w = img.shape[:2]
-        scale = np.array([w, h, w], dtype=np.float32)
-        offset = np.array([x0, y0, 0], dtype=np.float32)
-        return [
-            np.array([(p.x, p.y, p.z) for p in lm.landmark], dtype=np.float32) * scale + offset
-            for lm in (result.multi_face_landmarks or [])
-        ]
-
-    def close(self) -> None:
-        for mesh in (self.full, self.crop):
-            if mesh is not None:
-                with _mediapipe_logs_to_debug():
-                    mesh.close()
-
-
-def _crop_box(pts: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    """A square crop CROP_SCALE x the face's landmark box around its centre, inside the frame;
-    None when it would not be smaller than the frame by MIN_CROP_GAIN (nothing to gain)."""
-    lo, hi = pts[:, :2].min(axis=0), pts[:, :2].max(axis=0)
-    side = float(max(hi - lo)) * CROP_SCALE
-    cx, cy = (lo + hi) / 2
-    w, h = size
-    x0, x1 = int(max(0, cx - side / 2)), int(min(w, cx + side / 2))
-    y0, y1 = int(max(0, cy - side / 2)), int(min(h, cy + side / 2))
-    if (x1 - x0) * (y1 - y0) > MIN_CROP_GAIN * w * h or x1 - x0 < 32 or y1 - y0 < 32:
-        return None
-    return x0, y0, x1, y1
-
-
-def _recentre(box, pts: np.ndarray, size) -> tuple[int, int, int, int] | None:
-    """The same crop while the face stays well inside it, else a new one around it."""
-    lo, hi = pts[:, :2].min(axis=0), pts[:, :2].max(axis=0)
-    x0, y0, x1, y1 = box
-    m = RECENTRE_MARGIN * (x1 - x0)
-    if lo[0] - x0 < m or x1 - hi[0] < m or lo[1] - y0 < m or y1 - hi[1] < m:
-        return _crop_box(pts, size)
-    return box
-
-
 def _check_frame(frame, index: int, source: str, size: tuple[int, int] | None) -> np.ndarray:
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
         shape = getattr(frame, "shape", type(frame).__name__)
@@ -378,7 +281,6 @@ def track_faces(
     max_gap: int = DEFAULT_MAX_GAP,
     progress: Callable[[int], None] | None = None,
     source: str = "video",
-    crop: bool = True,
 ) -> LandmarkTrack:
     """Track face landmarks over RGB frames (H, W, 3) uint8 -> the speaking face's track.
 
@@ -387,7 +289,6 @@ def track_faces(
     max_gap: longest run of missing frames that is interpolated.
     progress: called after each frame with the number of frames done.
     source: the name used in error messages (the video's path).
-    crop: track a lone face on a crop around it (module doc); False: always full frames.
     A clip without any face gives an all-NaN track (stats.rate == 0), not an error.
     """
     if max_faces < 1:
@@ -397,34 +298,30 @@ def track_faces(
     tracks: list[_FaceTrack] = []
     size: tuple[int, int] | None = None
     nv = 0  # frames read so far
-    meshes = _Meshes(max_faces)  # built on the first frame, so an empty stream costs nothing
-    box = None  # crop (x0, y0, x1, y1) around the one face, None: full frames
-    last_full = 0  # frame of the last full-frame look
+    mesh = None  # built on the first frame, so an empty stream costs nothing
     try:
         for frame in frames:
             rgb = _check_frame(frame, nv, source, size)
             size = (rgb.shape[1], rgb.shape[0])
-            faces = None
-            if box is not None:
-                faces = meshes.run(rgb, box, nv)
-                if len(faces) == 1 and nv - last_full >= RECHECK_FRAMES:  # faces entering?
-                    last_full = nv
-                    if len(meshes.run(rgb, None, nv)) > 1:
-                        faces = None
-                if faces is not None and len(faces) == 1:
-                    box = _recentre(box, faces[0], size)
-                else:  # lost in the crop, or more faces: the whole frame from here
-                    faces = None
-            if faces is None:
-                faces = meshes.run(rgb, None, nv)
-                last_full = nv
-                box = _crop_box(faces[0], size) if crop and len(faces) == 1 else None
+            if mesh is None:
+                with _mediapipe_logs_to_debug():
+                    mesh = _face_mesh(max_faces)
+                    result = mesh.process(rgb)
+            else:
+                result = mesh.process(rgb)
+            scale = np.array([size[0], size[1], size[0]], dtype=np.float32)
+            faces = [
+                np.array([(p.x, p.y, p.z) for p in lm.landmark], dtype=np.float32) * scale
+                for lm in (result.multi_face_landmarks or [])
+            ]
             _link(tracks, nv, faces)
             nv += 1
             if progress is not None:
                 progress(nv)
     finally:
-        meshes.close()
+        if mesh is not None:
+            with _mediapipe_logs_to_debug():
+                mesh.close()
     return _select(tracks, nv, size or (0, 0), face, max_gap, source)
 
 
