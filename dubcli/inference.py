@@ -88,8 +88,7 @@ class Dubber:
         self.model, self.codec, self.metadata = model, codec, metadata
         self.device, self.source, self.path, self._sha256 = device, source, path, sha256
         self.cfg = model.cfg
-        if hasattr(model, "drop_training_parts"):
-            model.drop_training_parts()  # load_model has done so too
+        model.drop_training_parts()  # load_model has done so too
         self._face = None  # FaceMotion for text-only timing, built on first use
         self.residual_scale = GENERATED_RESIDUAL_SCALE  # decode of generated tokens (module doc)
         self.content_from_timing = True  # content tokens from phonemes + timing (module doc)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dubcli.config import ModelConfig
-from dubcli.model.content import ContentModel
+from dubcli.model.content import ContentModel, length_regulate
 from dubcli.model.masks import masked_mean, zero_pad
 
 
@@ -63,6 +63,21 @@ class CCTA(nn.Module):
         feats = self.content.decode(x, token_mask)
         pred = self.content.predict(feats, token_mask)
         return CCTAOutput(feats, pred.latent, pred.logits)
+
+
+@torch.no_grad()
+def teacher_features(
+    teacher: ContentModel,
+    phonemes: Tensor,
+    phoneme_mask: Tensor,
+    durations_tokens: Tensor,
+    n_out: int,
+) -> tuple[Tensor, Tensor]:
+    """(F_t (b, n, d), its token mask (b, n)): the frozen stage-1 decoder output with the given
+    token durations (ground truth in training; the Synchronizer's with dfpa_latent "text")."""
+    h = teacher.encode(phonemes, phoneme_mask)
+    x, mask = length_regulate(h, durations_tokens.masked_fill(~phoneme_mask, 0), n_out)
+    return teacher.decode(x, mask), mask
 
 
 def distillation_loss(student: Tensor, teacher: Tensor, mask: Tensor) -> Tensor:

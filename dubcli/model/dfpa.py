@@ -69,22 +69,10 @@ class DFPADenoiser(nn.Module):
             content = tok_emb.new_zeros(*tok_emb.shape[:2], self.cfg.content_dim)
         return torch.cat([tok_emb[..., :e], content.to(tok_emb.dtype), tok_emb[..., e:]], -1)
 
-    def forward(
-        self,
-        x_t: Tensor,
-        t: Tensor,
-        *,
-        content: Tensor,
-        speaker: Tensor,
-        mask: Tensor,
-        prompt: Tensor | None = None,
-        prompt_mask: Tensor | None = None,
-        prior: Tensor | None = None,
-    ) -> Tensor:
-        """-> logits (b, q, n, V) of the target tokens (zero at padding); arguments as hidden."""
-        h, c = self.hidden(x_t, t, content=content, speaker=speaker, mask=mask, prompt=prompt,
-                           prompt_mask=prompt_mask, prior=prior)  # fmt: skip
-        out = self.final(h, c, mask)  # per position: only the target's rows are needed
+    def forward(self, x_t: Tensor, t: Tensor, **cond: Tensor | None) -> Tensor:
+        """-> logits (b, q, n, V) of the target tokens (zero at padding); `cond` as hidden's."""
+        h, c = self.hidden(x_t, t, **cond)
+        out = self.final(h, c, cond["mask"])  # per position: only the target's rows are needed
         return rearrange(out, "b n (q v) -> b q n v", q=x_t.shape[1])
 
     def hidden(

@@ -32,7 +32,7 @@ from dubcli.model.batch import (
     make_prompt,
     span_mask,
 )
-from dubcli.model.ccta import CCTA, distillation_loss
+from dubcli.model.ccta import CCTA, distillation_loss, teacher_features
 from dubcli.model.content import ContentModel, content_accuracy, content_ce, duration_loss
 from dubcli.model.dfm import MaskedMixturePath, PolynomialScheduler, dfm_training_loss, euler_sample
 from dubcli.model.dfpa import DFPADenoiser
@@ -95,6 +95,10 @@ class _Base(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    def drop_training_parts(self) -> _Base:
+        """Free what only training uses (nothing here; DiFlowDubber: its teacher)."""
+        return self
 
     def _dfm(self, batch: Batch, latent: Tensor, prior: Tensor | None, generator):
         """Eq. 1 on the prosody + acoustic streams, prompt span left out of the loss."""
@@ -269,12 +273,12 @@ class DiFlowDubber(_Base):
             parts["ctc"] = ctc_loss(sync.ctc_logits, tmask, ph, pm)
         latent = cc.latent
         if self.teacher is not None:
-            with torch.no_grad():
-                t_out = self.teacher(ph, pm, batch.durations_tokens, n_out=n)
+            f_t, t_mask = teacher_features(self.teacher, ph, pm, batch.durations_tokens, n)
             if cfg.dfpa_latent == "text":
-                latent = t_out.latent
+                with torch.no_grad():
+                    latent = self.teacher.predict(f_t, t_mask).latent
             if not (cfg.no_pretraining or cfg.no_distillation):  # eq. 5
-                parts["distill"] = distillation_loss(cc.features, t_out.features, tmask)
+                parts["distill"] = distillation_loss(cc.features, f_t, tmask)
         if not cfg.no_content_ce:  # eq. 6
             parts["content"] = content_ce(cc.logits, batch.content, tmask)
         if fo is not None and fo.logits is not None:
@@ -351,7 +355,8 @@ class DiFlowDubber(_Base):
         tok_dur = torch.diff(ends, dim=1, prepend=torch.zeros_like(ends[:, :1]))
         latent = cc.latent
         if self.cfg.dfpa_latent == "text":  # the stage-1 condition, timed by the lips
-            latent = self.teacher(ph, pm, tok_dur, n_out=n).latent
+            f_t, t_mask = teacher_features(self.teacher, ph, pm, tok_dur, n)
+            latent = self.teacher.predict(f_t, t_mask).latent
             latent = latent.masked_fill(~sync.token_mask[..., None], 0.0)
         return DubCondition(sync, prior, latent, cc.logits, tok_dur)
 

@@ -219,8 +219,7 @@ def build_from_tensors(tensors: dict[str, Any], meta: dict[str, Any], where: str
         model = rebuild_model(meta.get("stage"), meta.get("model_config"), where)
         state = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
         model.load_state_dict(state, strict=False)  # names and shapes were checked above
-        if hasattr(model, "drop_training_parts"):
-            model.drop_training_parts()  # not in the file: see training_only_prefixes
+        model.drop_training_parts()  # not in the file: see training_only_prefixes
         codec_t = {k[len("codec/") :]: v.numpy() for k, v in tensors.items()
                    if k.startswith("codec/")}  # fmt: skip
         codec = load_codec((codec_t, dict(meta.get("codec") or {})))
