@@ -61,7 +61,8 @@ def child(spec: dict) -> None:
     res = dub_video(spec["video"], spec["subs"], refs=[spec["ref"]], out_dir=spec["out"],
                     engine=spec["engine"], nfe=8, force=True)  # fmt: skip
     wall = time.time() - t0
-    rep = res.report
+    rep = res.report  # a DubReport (older trees: its JSON dict)
+    rep = rep.to_json() if hasattr(rep, "to_json") else rep
     tim = rep["timings"]
     cues = rep["cues"]
     model_s = sum(c["model_seconds"] or 0.0 for c in cues)
