@@ -25,6 +25,10 @@ from typing import Any, TypeVar
 from dubcli.errors import InputError
 from dubcli.text.phonemes import VOCAB_SIZE
 
+# The sampler's temperature when the caller gives none (`--temperature`): softmax(logits / T) at
+# every unmasking step of generation; 0 = argmax. Chosen by measurement: README "The default model".
+DEFAULT_TEMPERATURE = 1.0
+
 T = TypeVar("T")
 
 DFPA_LATENTS = ("ccta", "text")  # ModelConfig.dfpa_latent choices

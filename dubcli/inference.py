@@ -52,10 +52,17 @@ from typing import Any
 
 import numpy as np
 
+from dubcli.audio.codec.base import GeneratedDecode
 from dubcli.audio.util import fit_length
+from dubcli.config import DEFAULT_TEMPERATURE
 from dubcli.console import get_logger
 from dubcli.errors import InputError
-from dubcli.inference_types import DubOutput, DubRequest, Oracle, phoneme_symbols
+from dubcli.inference_types import (
+    DubOutput,
+    DubRequest,
+    Oracle,
+    phoneme_symbols,
+)
 from dubcli.reference import PROMPT_S, Prompt, cleanest_window, encode_reference
 from dubcli.text.phonemes import encode
 from dubcli.timing import (
@@ -70,7 +77,8 @@ log = get_logger(__name__)
 __all__ = ["PROMPT_S", "Dubber", "DubOutput", "DubRequest", "Oracle", "Prompt", "cleanest_window",
            "phoneme_symbols"]  # fmt: skip
 
-GENERATED_RESIDUAL_SCALE = 0.5  # decode: shrink generated envelope detail (module doc)
+# decode of generated tokens: envelope detail shrunk, energy track median-smoothed (module doc)
+GENERATED_DECODE = GeneratedDecode(residual_scale=0.5, energy_median=9)
 
 
 def resolve_device(spec: str):
@@ -90,7 +98,7 @@ class Dubber:
         self.cfg = model.cfg
         model.drop_training_parts()  # load_model has done so too
         self._face = None  # FaceMotion for text-only timing, built on first use
-        self.residual_scale = GENERATED_RESIDUAL_SCALE  # decode of generated tokens (module doc)
+        self.generated_decode = GENERATED_DECODE  # how generated tokens decode (module doc)
         self.content_from_timing = True  # content tokens from phonemes + timing (module doc)
 
     @classmethod
@@ -160,7 +168,7 @@ class Dubber:
     # -- generation ----------------------------------------------------------------------------
 
     def dub(self, phonemes, lip: np.ndarray, face: np.ndarray, prompt: Prompt, *, nfe: int = 8,
-            temperature: float = 1.0, seed: int | None = 0,
+            temperature: float = DEFAULT_TEMPERATURE, seed: int | None = 0,
             oracle: Oracle | None = None) -> DubOutput:  # fmt: skip
         """phonemes (nt,), lip (nv, Dl), face (nv, Df), prompt -> speech of exactly nv / 25 s.
         `oracle` puts known durations / content tokens in place of the model's (evaluation)."""
@@ -180,7 +188,7 @@ class Dubber:
                          oracle=oracle)  # fmt: skip
 
     def tts(self, phonemes, prompt: Prompt, n_tokens: int | None = None, *, nfe: int = 8,
-            temperature: float = 1.0, seed: int | None = 0) -> DubOutput:  # fmt: skip
+            temperature: float = DEFAULT_TEMPERATURE, seed: int | None = 0) -> DubOutput:  # fmt: skip
         """Text-only timing (no face): n_tokens (None: the predicted length) -> n_tokens * 200
         samples. See the module doc for how each stage times the text."""
         symbols = phoneme_symbols(phonemes)
@@ -204,7 +212,7 @@ class Dubber:
     # -- helpers -------------------------------------------------------------------------------
 
     def dub_many(self, requests: Sequence[DubRequest], *, nfe: int = 8,
-                 temperature: float = 1.0) -> list[DubOutput]:  # fmt: skip
+                 temperature: float = DEFAULT_TEMPERATURE) -> list[DubOutput]:  # fmt: skip
         """Many cues at once: what `dub` (a face) or `tts` with the window's length (no face)
         gives each request alone, with the model's passes batched (dubcli/generation.py: each
         item keeps its own random numbers, so its output does not depend on the batch)."""
@@ -382,7 +390,7 @@ class Dubber:
             np.asarray(prompt.speaker, np.float32),
         )
         with Timer() as t:
-            wav = self.codec.decode(tokens, residual_scale=self.residual_scale)
+            wav = self.codec.decode(tokens, generated=self.generated_decode)
         return fit_length(np.asarray(wav, np.float32), n * HOP), tokens, t.seconds
 
     def _sync(self):

@@ -7,7 +7,14 @@ import shutil
 import numpy as np
 import pytest
 
-from dubcli.audio.codec import Codec, CodecTokens, WorldCodec, WorldCodecConfig, load_codec
+from dubcli.audio.codec import (
+    Codec,
+    CodecTokens,
+    GeneratedDecode,
+    WorldCodec,
+    WorldCodecConfig,
+    load_codec,
+)
 from dubcli.audio.codec.features import analyze
 from dubcli.audio.codec.kmeans import kmeans, nearest, rvq_decode, rvq_encode, train_rvq
 from dubcli.audio.codec.metrics import compare
@@ -181,12 +188,38 @@ def test_round_trip_quality_on_held_out_voice(speech, codec, with_labels):
 def test_residual_scale_shrinks_the_envelope_detail_only(speech, codec):
     u = speech[1][0]
     tok = codec.encode(u.wav, PhoneLabels(u.phonemes, u.durations_tokens))
-    full, none, half = (codec.decode(tok, residual_scale=s) for s in (1.0, 0.0, 0.5))
+    full, none, half = (codec.decode(tok, generated=GeneratedDecode(residual_scale=s))
+                        for s in (1.0, 0.0, 0.5))  # fmt: skip
     assert np.array_equal(full, codec.decode(tok))  # 1 is the default
     # the same pitch and energy contour; the envelope detail moves toward the table's
     lev = [analyze(x.astype(np.float64), method="dio").level_db for x in (full, none, half)]
     assert np.corrcoef(lev[0], lev[1])[0, 1] > 0.9
     assert compare(full, half).mcd_db < compare(full, none).mcd_db
+
+
+def test_energy_median_takes_out_sampled_flicker_and_keeps_the_contour(speech, codec):
+    # Generated tokens draw each token's energy code on its own: emulate that by re-drawing
+    # the acoustic codes of random tokens from their neighbours', then decode with and without
+    # the running median of the energy track.
+    u = speech[1][0]
+    tok = codec.encode(u.wav, PhoneLabels(u.phonemes, u.durations_tokens))
+    rng = np.random.default_rng(0)
+    aco = tok.acoustic.copy()
+    t = aco.shape[1]
+    hit = rng.random(t) < 0.3
+    aco[:, hit] = aco[:, np.clip(np.flatnonzero(hit) + rng.integers(-12, 13, hit.sum()), 0, t - 1)]
+    jittered = tok._replace(acoustic=aco)
+    assert np.array_equal(
+        codec.decode(jittered), codec.decode(jittered, generated=GeneratedDecode())
+    )
+    raw, smooth = (
+        codec.decode(jittered, generated=GeneratedDecode(energy_median=k)) for k in (1, 9)
+    )
+    clean = codec.decode(tok)
+    lev = [analyze(x.astype(np.float64), method="dio").level_db for x in (clean, raw, smooth)]
+    flicker = [np.mean(np.abs(np.diff(x))) for x in lev]
+    assert flicker[2] < flicker[1]  # less token-to-token level change
+    assert np.corrcoef(lev[0], lev[2])[0, 1] > 0.85  # the utterance's contour is kept
 
 
 def test_f0_of_a_harmonic_signal(codec):

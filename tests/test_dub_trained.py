@@ -92,4 +92,29 @@ def test_dub_takes_the_training_run_itself(trained, tmp_path, capsys, spec):
     assert report["engine"]["name"] == "diflow"
     assert all(c["tokens"] > 0 for c in report["cues"])
     assert report["engine"]["checkpoint"] == str(root / spec)
-    assert report["engine"]["fingerprint"].startswith("diflow-v1:")
+    assert report["engine"]["fingerprint"].startswith("diflow-v2:")
+
+
+def test_temperature_is_a_dub_setting(trained, tmp_path, capsys):
+    """`--temperature` reaches the sampler and is part of what a finished dub was made with: the
+    same value again skips, another value dubs again (with its own fingerprint)."""
+    export = trained[3]
+    _, video, subs, ref = make_talking_clip(tmp_path)
+    out = tmp_path / "out"
+
+    def dub(temperature: str) -> dict:
+        argv = ["dub", str(video), "--text", str(subs), "--ref", str(ref), "--checkpoint",
+                str(export), "-o", str(out), "--nfe", "2", "--device", "cpu", "--background",
+                "drop", "--temperature", temperature, "--json"]  # fmt: skip
+        assert cli_run(argv) == 0
+        return json.loads(capsys.readouterr().out)
+
+    assert dub("0")["status"] == "done"
+    report = json.loads((out / f"{video.stem}.report.json").read_text())
+    assert report["engine"]["fingerprint"].endswith(":t=0:cpu")
+    assert dub("0")["status"] == "skipped"
+    assert dub("0.5")["status"] == "done"
+    report = json.loads((out / f"{video.stem}.report.json").read_text())
+    assert report["engine"]["fingerprint"].endswith(":t=0.5:cpu")
+    bad = ["dub", str(video), "--text", str(subs), "-o", str(out), "--temperature", "-1"]
+    assert cli_run(bad) == 2  # a usage error, before anything runs

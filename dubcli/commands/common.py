@@ -14,6 +14,15 @@ from typer.core import TyperGroup
 Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
 Offline = Annotated[bool, typer.Option("--offline", help="Never touch the network.")]
 JsonResult = Annotated[bool, typer.Option("--json", help="One JSON result on stdout.")]
+Temperature = Annotated[
+    float,
+    typer.Option(
+        "--temperature",
+        min=0.0,
+        max=10.0,
+        help="Sampling temperature of the flow-matching steps (diflow); 0 = argmax.",
+    ),
+]
 
 
 @dataclass

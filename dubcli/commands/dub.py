@@ -21,7 +21,15 @@ from typing import Annotated
 
 import typer
 
-from dubcli.commands.common import Device, JsonResult, Offline, cli_context, progress_bar
+from dubcli.commands.common import (
+    Device,
+    JsonResult,
+    Offline,
+    Temperature,
+    cli_context,
+    progress_bar,
+)
+from dubcli.config import DEFAULT_TEMPERATURE
 
 BACKGROUNDS = ("keep", "duck", "remove", "drop")
 DEVICES = ("auto", "cpu", "cuda")
@@ -98,6 +106,7 @@ def dub(
     nfe: Annotated[
         int, typer.Option("--nfe", min=1, max=128, help="Flow-matching steps (diflow).")
     ] = 8,
+    temperature: Temperature = DEFAULT_TEMPERATURE,
     seed: Annotated[
         int, typer.Option("--seed", help="Random seed (per cue: seed + cue number).")
     ] = 0,
@@ -136,7 +145,7 @@ def dub(
         config = DubConfig(refs=tuple(ref or ()), engine=engine, checkpoint=checkpoint,
                            offline=offline, background=background, lufs=lufs,
                            keep_original=keep_original, widen_to_lips=widen_to_lips, nfe=nfe,
-                           seed=seed, device=device, force=force, dry_run=dry_run)  # fmt: skip
+                           temperature=temperature, seed=seed, device=device, force=force, dry_run=dry_run)  # fmt: skip
         _dub(input, text, output_dir, config, emit, cli_context(ctx).verbosity)
     except BaseException as exc:
         emit(_failure(input, exc))

@@ -14,7 +14,8 @@ from typing import Annotated
 
 import typer
 
-from dubcli.commands.common import Device, Offline, cli_context, progress_bar
+from dubcli.commands.common import Device, Offline, Temperature, cli_context, progress_bar
+from dubcli.config import DEFAULT_TEMPERATURE
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -85,6 +86,7 @@ def eval_command(
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Output folder.")],
     device: Device = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Seed (utterance k uses seed + k).")] = 0,
+    temperature: Temperature = DEFAULT_TEMPERATURE,
     offline: Offline = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON summary on stdout.")] = False,
 ) -> None:
@@ -100,7 +102,7 @@ def eval_command(
         raise typer.BadParameter(f"{device!r} is not one of auto, cpu, cuda", param_hint="--device")
     config = EvalConfig(setting=setting, nfe=tuple(_nfe_list(nfe)), limit=limit,
                         audio_dir=audio_dir, compare=compare, oracles=oracles, plots=plots,
-                        seed=seed, device=device, offline=offline, syncnet=syncnet, pairs=pairs,
+                        seed=seed, temperature=temperature, device=device, offline=offline, syncnet=syncnet, pairs=pairs,
                         metrics=metrics)  # fmt: skip
     chatty = cli_context(ctx).chatty
     bar, update, _ = progress_bar(chatty)

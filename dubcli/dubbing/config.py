@@ -7,6 +7,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from dubcli.config import DEFAULT_TEMPERATURE
+
 
 @dataclass(frozen=True)
 class DubConfig:
@@ -19,6 +21,7 @@ class DubConfig:
     keep_original: bool = False  # also keep the original audio tracks in the video
     widen_to_lips: bool = False  # widen cue windows to the lip activity around them
     nfe: int = 8  # flow-matching steps (diflow)
+    temperature: float = DEFAULT_TEMPERATURE  # the sampler's noise scale (diflow)
     seed: int = 0  # random seed (per cue: seed + cue number)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     force: bool = False  # redo finished outputs, replace what dubcli did not write

@@ -163,7 +163,8 @@ def dub_video(
         return DubResult(video, subtitles, "planned", outputs, engine_name, plan,
                          seconds=time.perf_counter() - t_start, warnings=plan.warnings)  # fmt: skip
     settings = {**engine_identity(engine_name, checkpoint=config.checkpoint,
-                                  offline=config.offline, device=config.device),
+                                  offline=config.offline, device=config.device,
+                                  temperature=config.temperature),
                 "refs": reference_ids(config.refs), "background": config.background,
                 "lufs": config.lufs, "keep_original": config.keep_original,
                 "widen_to_lips": config.widen_to_lips}  # fmt: skip
@@ -329,7 +330,7 @@ def _engine_and_voices(job: DubJob, warnings: list[str]):
     c, windows = job.config, job.plan.windows
     with job.timers.stage("voices"):
         engine = create_engine(c.engine, checkpoint=c.checkpoint, offline=c.offline,
-                               device=c.device)  # fmt: skip
+                               device=c.device, temperature=c.temperature)  # fmt: skip
         if c.refs:
             voices = load_voices(c.refs)
         else:

@@ -14,6 +14,7 @@ names no entry, bad TOML) is a CheckpointError, not a quiet fall-back to the bas
 
 from __future__ import annotations
 
+from dubcli.config import DEFAULT_TEMPERATURE
 from dubcli.engines.base import Engine
 from dubcli.errors import CheckpointError, InputError
 
@@ -55,9 +56,8 @@ def choose_engine(name: str | None, checkpoint: str | None) -> tuple[str, str | 
     )
 
 
-def engine_identity(
-    name: str, *, checkpoint: str | None = None, offline: bool = False, device: str = "auto"
-) -> dict:
+def engine_identity(name: str, *, checkpoint: str | None = None, offline: bool = False,
+                    device: str = "auto", temperature: float = DEFAULT_TEMPERATURE) -> dict:  # fmt: skip
     """What of the engine changes a dub, known without building it: {"engine", "engine_id"} and
     for diflow the device type (the sampler's random numbers differ between CPU and CUDA).
     Resolving a diflow checkpoint hashes it (CheckpointError as create_engine would raise)."""
@@ -68,17 +68,16 @@ def engine_identity(
     from dubcli.device import resolve_device
     from dubcli.engines.diflow import checkpoint_identity
 
-    return {"engine": name, "engine_id": checkpoint_identity(checkpoint, offline=offline),
-            "device": resolve_device(device).type}  # fmt: skip
+    ident = checkpoint_identity(checkpoint, offline=offline, temperature=temperature)
+    return {"engine": name, "engine_id": ident, "device": resolve_device(device).type}
 
 
-def create_engine(
-    name: str, *, checkpoint: str | None = None, offline: bool = False, device: str = "auto"
-) -> Engine:
+def create_engine(name: str, *, checkpoint: str | None = None, offline: bool = False,
+                  device: str = "auto", temperature: float = DEFAULT_TEMPERATURE) -> Engine:  # fmt: skip
     """Instantiate an engine; dependency/checkpoint problems raise their DubcliError here."""
     if name not in ENGINES:
         raise InputError(f"unknown engine {name!r} (choose from {', '.join(ENGINES)})")
-    key = (name, checkpoint, offline, device)
+    key = (name, checkpoint, offline, device, temperature if name == "diflow" else None)
     if key not in _ENGINES_MADE:  # one per process: a batch loads a checkpoint once
         if name == "baseline":
             from dubcli.engines.baseline import BaselineEngine
@@ -87,7 +86,8 @@ def create_engine(
         else:
             from dubcli.engines.diflow import DiFlowEngine
 
-            _ENGINES_MADE[key] = DiFlowEngine(checkpoint=checkpoint, offline=offline, device=device)
+            _ENGINES_MADE[key] = DiFlowEngine(checkpoint=checkpoint, offline=offline, device=device,
+                                              temperature=temperature)  # fmt: skip
     return _ENGINES_MADE[key]
 
 

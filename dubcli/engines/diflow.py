@@ -21,18 +21,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dubcli.config import DEFAULT_TEMPERATURE
 from dubcli.console import get_logger
 from dubcli.engines.base import CueAudio, CueJob
 from dubcli.timing import SAMPLE_RATE, VIDEO_FPS, tokens_for_frames
 
 log = get_logger(__name__)
 
-VERSION = "diflow-v1"
+VERSION = "diflow-v2"  # v2: generated energy median-smoothed at decode
 TEXT_ONLY_NOTE = "no face in the window: phoneme timing from the text (synthetic face), not lips"
 
 
 def checkpoint_identity(checkpoint: str | None, *, offline: bool = False,
-                        temperature: float = 1.0) -> str:  # fmt: skip
+                        temperature: float = DEFAULT_TEMPERATURE) -> str:  # fmt: skip
     """The fingerprint's model part without loading it: engine version + checkpoint sha256."""
     from dubcli.hub import sha256_file
     from dubcli.model.loading import resolve_model
@@ -54,7 +55,7 @@ class DiFlowEngine:
     name = "diflow"
 
     def __init__(self, checkpoint: str | None = None, *, offline: bool = False,
-                 device: str = "auto", temperature: float = 1.0):  # fmt: skip
+                 device: str = "auto", temperature: float = DEFAULT_TEMPERATURE):  # fmt: skip
         from dubcli.inference import Dubber
 
         self.dubber = Dubber.load(checkpoint, offline=offline, device=device)

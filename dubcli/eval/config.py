@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dubcli.config import DEFAULT_TEMPERATURE
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -21,7 +23,7 @@ class EvalConfig:
     oracles: bool = False  # also the oracle-dur and oracle-content rows after the model's
     plots: bool = False  # mel and attention PNGs and OUT/index.html
     seed: int = 0  # pairing, and per utterance seed + its number
-    temperature: float = 1.0  # the sampler's noise scale
+    temperature: float = DEFAULT_TEMPERATURE  # the sampler's noise scale (0 = argmax)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     offline: bool = False  # never touch the network
     syncnet: str | None = None  # SyncNet weights for LSE-C/D; None = LSE not computed

@@ -12,6 +12,7 @@ from typing import Any
 _EXPORTS = {
     "CodecTokens": "dubcli.audio.codec.base",
     "Codec": "dubcli.audio.codec.base",
+    "GeneratedDecode": "dubcli.audio.codec.base",
     "STREAMS": "dubcli.audio.codec.base",
     "load_codec": "dubcli.audio.codec.base",
     "WorldCodec": "dubcli.audio.codec.world",

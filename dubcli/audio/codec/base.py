@@ -29,6 +29,16 @@ CODEC_KINDS: dict[str, str] = {
 }
 
 
+class GeneratedDecode(NamedTuple):
+    """How `decode` treats tokens a model sampled rather than ones `encode` made. Each sampled
+    token is a plausible value on its own, not the one that goes with its neighbours; the
+    frame-to-frame jitter that leaves is noise to a listener and to a recognizer. The values
+    inference uses, and their measurements, are in dubcli/inference.py."""
+
+    residual_scale: float = 1.0  # acoustic envelope detail, shrunk toward the content table
+    energy_median: int = 1  # running median of the energy track over this many tokens; 1 = off
+
+
 class CodecTokens(NamedTuple):
     """One utterance as tokens. All token arrays are int64 with the same t."""
 
@@ -76,9 +86,14 @@ class Codec(Protocol):
         ...
 
     def decode(
-        self, tokens: CodecTokens, speaker: np.ndarray | None = None, *, residual_scale: float = 1.0
+        self,
+        tokens: CodecTokens,
+        speaker: np.ndarray | None = None,
+        *,
+        generated: GeneratedDecode | None = None,
     ) -> np.ndarray:
-        """tokens (t) -> wav (t * 200,) float32; `speaker` (d,) overrides tokens.speaker."""
+        """tokens (t) -> wav (t * 200,) float32; `speaker` (d,) overrides tokens.speaker;
+        `generated`: the tokens were sampled by a model, decode them so (None: encoded)."""
         ...
 
     def save(self, path: str | os.PathLike) -> Path: ...

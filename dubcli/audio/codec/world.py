@@ -35,7 +35,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dubcli.audio.codec.base import STREAMS, CodecTokens, check_tokens, check_wav
+from dubcli.audio.codec.base import (
+    STREAMS,
+    CodecTokens,
+    GeneratedDecode,
+    check_tokens,
+    check_wav,
+)
 from dubcli.audio.codec.classifier import PhoneClassifier, frame_inputs
 from dubcli.audio.codec.features import (
     WorldFrames,
@@ -285,10 +291,12 @@ class WorldCodec:
         return content_codes(label_units(PhoneLabels(symbols, durations), int(durations.sum())))
 
     def decode(self, tokens: CodecTokens, speaker: np.ndarray | None = None, *,
-               residual_scale: float = 1.0) -> np.ndarray:  # fmt: skip
+               generated: GeneratedDecode | None = None) -> np.ndarray:  # fmt: skip
         """tokens (t) -> wav (t * 200,) float32; `speaker` (d,) overrides tokens.speaker.
-        `residual_scale` < 1 shrinks the acoustic stream's envelope detail toward the content
-        table (for generated tokens, whose sampled detail is partly noise; inference.py)."""
+        `generated` (tokens a model sampled): its residual_scale < 1 shrinks the acoustic
+        stream's envelope detail toward the content table, its energy_median smooths the energy
+        track (c0) with a running median, which keeps the steps at phone boundaries and takes
+        out the token-to-token flicker of independent samples (measured in inference.py)."""
         if speaker is not None and isinstance(tokens, CodecTokens):
             tokens = tokens.with_speaker(speaker)
         tokens = check_tokens(tokens, vocab=self.vocab, speaker_dim=self.speaker_dim)
@@ -299,6 +307,12 @@ class WorldCodec:
         f0 = prosody_to_f0(tokens.prosody[0], spk[-2], cfg.vocab, cfg.f0_range_st)
         content = self.content_table.lookup(tokens.content)
         acoustic = rvq_decode(tokens.acoustic, self.acoustic_codebooks) / self.acoustic_weights
+        post = generated or GeneratedDecode()
+        residual_scale = post.residual_scale
+        if post.energy_median > 1:
+            from scipy.ndimage import median_filter
+
+            acoustic[:, m] = median_filter(acoustic[:, m], size=post.energy_median, mode="nearest")
         mcep = np.concatenate(
             [
                 mean[0] + acoustic[:, m : m + 1],
