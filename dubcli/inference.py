@@ -66,12 +66,7 @@ from dubcli.audio.util import fit_length
 from dubcli.config import DEFAULT_TEMPERATURE
 from dubcli.console import get_logger
 from dubcli.errors import InputError
-from dubcli.inference_types import (
-    DubOutput,
-    DubRequest,
-    Oracle,
-    phoneme_symbols,
-)
+from dubcli.inference_types import DubOutput, DubRequest, Oracle, phoneme_symbols
 from dubcli.reference import PROMPT_S, Prompt, cleanest_window, encode_reference
 from dubcli.text.phonemes import encode
 from dubcli.timing import (

@@ -154,6 +154,9 @@ def test_unwritable_cache_is_a_clear_error(tmp_path):
     with pytest.raises(OutputError, match="cannot build the CMUdict cache") as info:
         ensure_nltk_cmudict(tmp_path / "a_file" / "nltk_data")
     assert "a_file" in str(info.value) and "DUBCLI_CACHE_DIR" in str(info.value)
+    with pytest.raises(OutputError, match="cannot be written") as info:
+        load_lexicon(tmp_path / "a_file" / "nltk_data")
+    assert "a_file" in str(info.value) and "DUBCLI_CACHE_DIR" in str(info.value)
 
 
 def test_g2p_pickles_for_worker_processes(g2p):

@@ -145,7 +145,8 @@ def dub(
         config = DubConfig(refs=tuple(ref or ()), engine=engine, checkpoint=checkpoint,
                            offline=offline, background=background, lufs=lufs,
                            keep_original=keep_original, widen_to_lips=widen_to_lips, nfe=nfe,
-                           temperature=temperature, seed=seed, device=device, force=force, dry_run=dry_run)  # fmt: skip
+                           temperature=temperature, seed=seed, device=device, force=force,
+                           dry_run=dry_run)  # fmt: skip
         _dub(input, text, output_dir, config, emit, cli_context(ctx).verbosity)
     except BaseException as exc:
         emit(_failure(input, exc))

