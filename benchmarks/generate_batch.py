@@ -1,6 +1,7 @@
 """Issue 15: token generation of the default model, one cue at a time vs batched, back to back.
 
     nice python benchmarks/generate_batch.py [--cues 33] [--threads 1 2] [--int8]
+                                             [--prompt-seconds 4 2.5]
 
 The cues: the example clip's three subtitle lines (examples/clip.srt) repeated, their windows'
 frame counts, random lip/face features (the compute does not depend on them), the prompt from
@@ -9,12 +10,14 @@ per cue (main's path), `batched` = dubcli.generation.generate_dub over all cues 
 plan_batches' groups; `int8` = the same batched run with the DFPA's DiT Linear layers dynamically
 quantized (torch.ao.quantization.quantize_dynamic). Seconds of speech = the cues' frames / 25;
 the figure is seconds of generation per second of speech. Token agreement of int8 vs float is
-printed too (same seeds).
+printed too (same seeds). `--prompt-seconds` adds a `batched` row per prompt window length (the
+prompt is ~60% of the DiT's sequence with a 4 s window).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -30,6 +33,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, nargs="+", default=[0])
     ap.add_argument("--int8", action="store_true")
+    ap.add_argument("--prompt-seconds", type=float, nargs="+", default=[],
+                    help="also batched with these prompt windows (s)")
     args = ap.parse_args()
     from dubcli.audio.io import load_audio
     from dubcli.generation import DubItem, generate_dub, plan_batches
@@ -40,7 +45,8 @@ def main() -> None:
     from dubcli.timing import frames_for_seconds
 
     d = Dubber.load(None, device="cpu")
-    p, a, spk = d._prompt(d.reference(load_audio(ROOT / "examples" / "voice.wav")))
+    voice = load_audio(ROOT / "examples" / "voice.wav")
+    p, a, spk = d._prompt(d.reference(voice))
     cues = read_cues(ROOT / "examples" / "clip.srt")
     rng = np.random.default_rng(0)
     items = []
@@ -74,9 +80,21 @@ def main() -> None:
         qmodel.dfpa.dit = torch.ao.quantization.quantize_dynamic(
             qmodel.dfpa.dit, {torch.nn.Linear}, dtype=torch.qint8
         )
+    def with_prompt(seconds):
+        pp, pa, _ = d._prompt(d.reference(voice, prompt_s=seconds))
+        short = [dataclasses.replace(it, prompt_prosody=pp.numpy(), prompt_acoustic=pa.numpy())
+                 for it in items]  # fmt: skip
+
+        def run(m):
+            for b in plan_batches([it.nv for it in short]):
+                generate_dub(m, [short[i] for i in b], nfe=8)
+
+        return run
+
     rows = [("per-cue", per_cue, model), ("batched", batched, model)]
     if qmodel is not None:
         rows.append(("int8", batched, qmodel))
+    rows += [(f"prompt {s:g} s", with_prompt(s), model) for s in args.prompt_seconds]
     print(f"{len(items)} cues, {speech:.1f} s of speech, batches "
           f"{[len(b) for b in plan_batches([it.nv for it in items])]}")  # fmt: skip
     for threads in args.threads:
@@ -87,7 +105,7 @@ def main() -> None:
                 t, c = time.perf_counter(), time.process_time()
                 fn(m)
                 wall, cpu = time.perf_counter() - t, time.process_time() - c
-                print(f"threads {torch.get_num_threads()} [{rep}] {name:<8} {wall:7.2f} s wall "
+                print(f"threads {torch.get_num_threads()} [{rep}] {name:<12} {wall:7.2f} s wall "
                       f"= {wall / speech:.3f} s per s of speech (cpu {cpu:.1f} s)", flush=True)  # fmt: skip
     if qmodel is not None:
         f, q = batched(model), batched(qmodel)

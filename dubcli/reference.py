@@ -2,8 +2,15 @@
 
 The whole reference (its cleanest MAX_REFERENCE_S when longer) is encoded once; the speaker
 embedding comes from that segment and the prompt tokens from its cleanest PROMPT_S window (most
-tokens within 35 dB of the loudest, no clipping), the length the training references were cut to
-(data/dataset.py: <= 5 s). s = samples at 16 kHz, np = prompt tokens (80/s).
+tokens within 35 dB of the loudest, no clipping). s = samples at 16 kHz, np = prompt tokens (80/s).
+
+Why 2 s: training prompts are whole reference utterances of the same speaker (data/dataset.py,
+capped at 5 s; SynthDub's median is 2.2 s), and the prompt is part of the DiT's sequence at every
+flow step (~60% of it for a 1.3 s cue with 4 s). With a long voice sample (the speaker's other
+utterances, ~7 s), 4 / 2.5 / 2 s gave WER GRID 29.2 / 29.2 / 28.7% and SECS 0.661 / 0.657 / 0.657
+on 36 unseen-voice GRID sentences, and 2 s cut token generation by ~25%
+(benchmarks/prompt_length.py, benchmarks/generate_batch.py --prompt-seconds). The speaker
+embedding, which carries most of the timbre, still comes from the whole reference.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import numpy as np
 from dubcli.errors import InputError
 from dubcli.timing import HOP, SAMPLE_RATE, TOKEN_RATE
 
-PROMPT_S = 4.0  # prompt window cut from the reference (training references: <= 5 s)
+PROMPT_S = 2.0  # prompt window cut from the reference (module doc)
 MAX_REFERENCE_S = 12.0  # longer references: only their cleanest 12 s are analysed
 MIN_REFERENCE_S = 0.5  # below this there is no voice to copy
 ACTIVE_BELOW_PEAK_DB = 35.0  # a token frame is speech when within this of the loudest frame

@@ -17,7 +17,7 @@ import torch
 from dubcli import media
 from dubcli.config import model_preset
 from dubcli.errors import CheckpointError, DependencyError, InputError
-from dubcli.inference import Dubber, cleanest_window, phoneme_symbols
+from dubcli.inference import PROMPT_S, Dubber, cleanest_window, phoneme_symbols
 from dubcli.text.phonemes import SILENCE, encode, is_vowel
 from dubcli.timing import tokens_for_frames
 from dubcli.vision.features import FACE_DIM, FEATURES_VERSION, LIP_DIM
@@ -144,7 +144,8 @@ def test_oracle_durations_and_content_replace_the_models(dubber, prompt):
 def test_prompt_is_the_cleanest_window(dubber):
     wav = np.concatenate([np.zeros(3 * SR, np.float32), _tone_speech(5.0)])  # 3 s silence first
     p = dubber.reference(wav)
-    assert p.seconds == 4.0 and p.prosody.shape == (1, 320) and p.acoustic.shape == (3, 320)
+    n = round(PROMPT_S * 80)  # the window (2 s: 160 tokens)
+    assert p.seconds == PROMPT_S and p.prosody.shape == (1, n) and p.acoustic.shape == (3, n)
     assert 3.0 - 0.02 <= p.start_s <= 4.0  # inside the speech, not the silence
     assert p.speaker.shape == (dubber.cfg.speaker_dim,) and p.reference_s == 8.0
     short = dubber.reference(_tone_speech(1.0))  # shorter than the window: all of it

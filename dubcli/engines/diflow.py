@@ -28,7 +28,7 @@ from dubcli.timing import SAMPLE_RATE, VIDEO_FPS, tokens_for_frames
 
 log = get_logger(__name__)
 
-VERSION = "diflow-v2"  # v2: generated energy median-smoothed at decode
+VERSION = "diflow-v3"  # v2: generated energy median-smoothed at decode; v3: 2 s prompt window
 TEXT_ONLY_NOTE = "no face in the window: phoneme timing from the text (synthetic face), not lips"
 
 
