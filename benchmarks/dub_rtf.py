@@ -3,7 +3,9 @@
     nice python benchmarks/dub_rtf.py                          # both engines, quiet
     nice python benchmarks/dub_rtf.py --contended              # + one CPU-bound competitor
     nice python benchmarks/dub_rtf.py --engines diflow --compare /work/main   # A/B two trees
-    nice python benchmarks/dub_rtf.py --memory --long-minutes 20               # 1 vs 20 min
+
+Peak memory against input length (1 vs 20 minutes): benchmarks/dub_speed.py --skip-speed
+(--engine diflow for the default model).
 
 The clip: examples/clip.mp4 (5.45 s, 3 cues) looped 11 times = 60 s, 33 cues, its subtitles
 shifted per loop; voice examples/voice.wav; default model, NFE 8. Every dub runs in a fresh

@@ -2,6 +2,7 @@
 
     nice python benchmarks/dub_speed.py                 # 60 s clip + 1 vs 20 minute memory runs
     nice python benchmarks/dub_speed.py --long-minutes 5 --skip-speed
+    nice python benchmarks/dub_speed.py --skip-speed --engine diflow --cues 40   # default model
 
 1. Speed: a 60 s talking clip (skimage's astronaut, jaw opened with a syllable-rate envelope,
    320x240, stereo audio: centre speech + a side tone) with 20 cues of 2 s (40 s of dub), dubbed
@@ -9,8 +10,8 @@
    frames for the cue windows), landmarks (FaceMesh), features, engine (espeak-ng + WORLD), voices
    (reference analysis), mix (timeline + background + loudness, two passes), mux. RTF = stage
    seconds / clip seconds.
-2. Memory: lavfi clips (testsrc 160x120 + stereo sine) of 1 and N minutes with the same 5 cues
-   spread across each; every dub runs in a fresh subprocess that reports its peak RSS
+2. Memory: lavfi clips (testsrc 160x120 + stereo sine) of 1 and N minutes with the same cues
+   (5, or --cues) spread evenly across each; every dub runs in a fresh subprocess that reports its peak RSS
    (resource.getrusage(RUSAGE_SELF).ru_maxrss), next to a process that only loads what a dub
    loads (g2p, FaceMesh, WORLD). Bounded memory means the two dub peaks are about equal although
    the long input is N times longer. (ffmpeg runs in its own processes, streaming; RUSAGE_CHILDREN
@@ -110,7 +111,8 @@ def child(spec: dict) -> None:
 
     t = time.perf_counter()
     res = dub_video(spec["video"], spec["subs"], refs=spec["refs"], out_dir=spec["out"],
-                    background=spec["background"], force=True)  # fmt: skip
+                    background=spec["background"], force=True,
+                    engine=spec.get("engine"))  # fmt: skip
     wall = time.perf_counter() - t
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"wall": wall, "timings": res.report.timings,
@@ -131,6 +133,9 @@ def main() -> None:
     ap.add_argument("--long-minutes", type=float, default=20.0)
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--engine", choices=["baseline", "diflow"], default="baseline",
+                    help="engine of the memory runs (the speed run uses the default rule)")
+    ap.add_argument("--cues", type=int, default=5, help="cues of each memory run")
     args = ap.parse_args()
     if args.child:
         return child(json.loads(args.child))
@@ -163,12 +168,15 @@ def main() -> None:
                 t = time.perf_counter()
                 clip = lavfi_clip(root / f"lav{minutes:g}.mp4", seconds)
                 made = time.perf_counter() - t
-                cues = [(f * seconds + 0.5, f * seconds + 2.5, SENTENCES[i])
-                        for i, f in enumerate((0.02, 0.25, 0.5, 0.75, 0.95))]  # fmt: skip
+                spread = (0.02, 0.25, 0.5, 0.75, 0.95) if args.cues == 5 else (
+                    0.02 + 0.93 * k / max(1, args.cues - 1) for k in range(args.cues))
+                cues = [(f * seconds + 0.5, f * seconds + 2.5, SENTENCES[i % len(SENTENCES)])
+                        for i, f in enumerate(spread)]  # fmt: skip
                 subs = root / f"lav{minutes:g}.srt"
                 subs.write_text(srt(cues))
                 r = run_child({"video": str(clip), "subs": str(subs), "refs": [str(ref)],
-                               "out": str(root / f"o{minutes:g}"), "background": "duck"})  # fmt: skip
+                               "out": str(root / f"o{minutes:g}"), "background": "duck",
+                               "engine": args.engine})  # fmt: skip
                 rows.append((f"{minutes:g} min", made, r))
                 shutil.rmtree(root / f"o{minutes:g}", ignore_errors=True)  # 20 min: ~250 MB
             print(f"\n{'input':>8} {'make s':>7} {'dub s':>7} {'peak RSS MB':>12}")

@@ -4,6 +4,16 @@ MediaPipe 0.10.21's legacy FaceMesh (its tflite models ship inside the wheel; th
 would need a download) runs in tracking mode: the face detector only runs when a face is lost
 or fewer faces than `max_faces` are tracked, and landmarks of the last frame seed the next.
 
+Narrowing: with max_faces 2 and one face in the picture, the detector would run on every frame
+looking for the second face (~40% of the per-frame cost). So once PROBE_FRAMES frames in a row
+show exactly one face (and none so far showed more), the graph is swapped for a one-face graph,
+which only detects again when it loses that face; a frame where it finds no face (a cut, the
+face leaving) swaps back to the wide graph. The landmarks of the tracked face do not change
+(both graphs seed each frame from the last one's landmarks). What it gives up: a second face
+that walks into a one-face shot is not seen until the one-face graph loses its face or the next
+call (the next cue) starts wide again. One graph is alive at a time; at most MAX_SWAPS swaps per
+call, then it stays wide.
+
 Dimensions: nv video frames (25 fps upstream), 478 landmarks (vision/topology.py), 3 coords.
 
 Several faces: detections are linked across frames by nearest centroid into face tracks; the
@@ -38,6 +48,8 @@ log = get_logger(__name__)
 DEFAULT_MAX_GAP = 5  # frames (0.2 s at 25 fps): longer gaps are not invented
 MOTION_FLOOR = 0.02  # aperture std / eye distance that counts as "not speaking" (jitter level)
 MIN_COVERAGE = 0.1  # face tracks seen in fewer of the face frames are spurious detections
+PROBE_FRAMES = 3  # frames in a row with exactly one face before narrowing to a one-face graph
+MAX_SWAPS = 6  # graph swaps per call (each costs a graph build, ~50 ms)
 
 
 @dataclass(frozen=True)
@@ -285,7 +297,8 @@ def track_faces(
     """Track face landmarks over RGB frames (H, W, 3) uint8 -> the speaking face's track.
 
     face: None = the speaking face (see module doc); i = the i-th face from the left.
-    max_faces: faces FaceMesh tracks at once (more costs detector runs while fewer are seen).
+    max_faces: faces FaceMesh tracks at once (more costs detector runs while fewer are seen;
+        narrowed to one while only one is seen, module doc).
     max_gap: longest run of missing frames that is interpolated.
     progress: called after each frame with the number of frames done.
     source: the name used in error messages (the video's path).
@@ -298,14 +311,21 @@ def track_faces(
     tracks: list[_FaceTrack] = []
     size: tuple[int, int] | None = None
     nv = 0  # frames read so far
-    mesh = None  # built on the first frame, so an empty stream costs nothing
+    mesh = None  # built on the next frame, so an empty stream costs nothing
+    width = want = max_faces  # faces the current graph tracks / the next frame's graph should
+    ones = swaps = 0  # frames in a row with exactly one face (wide graph); graph swaps so far
+    crowded = max_faces == 1  # a frame showed more than one face: never narrow (module doc)
     try:
         for frame in frames:
             rgb = _check_frame(frame, nv, source, size)
             size = (rgb.shape[1], rgb.shape[0])
+            if mesh is not None and want != width:
+                with _mediapipe_logs_to_debug():
+                    mesh.close()
+                mesh, swaps = None, swaps + 1
             if mesh is None:
                 with _mediapipe_logs_to_debug():
-                    mesh = _face_mesh(max_faces)
+                    mesh, width = _face_mesh(want), want
                     result = mesh.process(rgb)
             else:
                 result = mesh.process(rgb)
@@ -318,6 +338,13 @@ def track_faces(
             nv += 1
             if progress is not None:
                 progress(nv)
+            crowded = crowded or len(faces) > 1
+            ones = ones + 1 if len(faces) == 1 and width > 1 else 0
+            if swaps < MAX_SWAPS and not crowded:
+                if width > 1 and ones >= PROBE_FRAMES:
+                    want = 1
+                elif width == 1 and not faces:
+                    want = max_faces
     finally:
         if mesh is not None:
             with _mediapipe_logs_to_debug():
