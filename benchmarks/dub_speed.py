@@ -133,8 +133,12 @@ def main() -> None:
     ap.add_argument("--long-minutes", type=float, default=20.0)
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
-    ap.add_argument("--engine", choices=["baseline", "diflow"], default="baseline",
-                    help="engine of the memory runs (the speed run uses the default rule)")
+    ap.add_argument(
+        "--engine",
+        choices=["baseline", "diflow"],
+        default="baseline",
+        help="engine of the memory runs (the speed run uses the default rule)",
+    )
     ap.add_argument("--cues", type=int, default=5, help="cues of each memory run")
     args = ap.parse_args()
     if args.child:
@@ -168,8 +172,11 @@ def main() -> None:
                 t = time.perf_counter()
                 clip = lavfi_clip(root / f"lav{minutes:g}.mp4", seconds)
                 made = time.perf_counter() - t
-                spread = (0.02, 0.25, 0.5, 0.75, 0.95) if args.cues == 5 else (
-                    0.02 + 0.93 * k / max(1, args.cues - 1) for k in range(args.cues))
+                spread = (
+                    (0.02, 0.25, 0.5, 0.75, 0.95)
+                    if args.cues == 5
+                    else (0.02 + 0.93 * k / max(1, args.cues - 1) for k in range(args.cues))
+                )
                 cues = [(f * seconds + 0.5, f * seconds + 2.5, SENTENCES[i % len(SENTENCES)])
                         for i, f in enumerate(spread)]  # fmt: skip
                 subs = root / f"lav{minutes:g}.srt"

@@ -33,8 +33,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, nargs="+", default=[0])
     ap.add_argument("--int8", action="store_true")
-    ap.add_argument("--prompt-seconds", type=float, nargs="+", default=[],
-                    help="also batched with these prompt windows (s)")
+    ap.add_argument(
+        "--prompt-seconds",
+        type=float,
+        nargs="+",
+        default=[],
+        help="also batched with these prompt windows (s)",
+    )
     args = ap.parse_args()
     from dubcli.audio.io import load_audio
     from dubcli.generation import DubItem, generate_dub, plan_batches
@@ -80,6 +85,7 @@ def main() -> None:
         qmodel.dfpa.dit = torch.ao.quantization.quantize_dynamic(
             qmodel.dfpa.dit, {torch.nn.Linear}, dtype=torch.qint8
         )
+
     def with_prompt(seconds):
         pp, pa, _ = d._prompt(d.reference(voice, prompt_s=seconds))
         short = [dataclasses.replace(it, prompt_prosody=pp.numpy(), prompt_acoustic=pa.numpy())

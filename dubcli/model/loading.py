@@ -14,7 +14,7 @@ its own metadata (DESIGN 7: no outside config):
     rounding, so a user who just trained can dub with the run itself.
 Before anything is built, the metadata is checked (`check_model_config`: types, then sane
 ranges; then the model is built on torch's meta device, which allocates nothing, and its tensor
-shapes must equal the file's); the phoneme vocabulary and visual features versions must be this
+shapes must equal the file's: model/shapes.py); the phoneme vocabulary and visual features versions must be this
 dubcli's, and the codec must agree with the model (vocabulary, speaker width). Any problem is a
 CheckpointError (exit 5), never a torch error.
 
@@ -269,16 +269,14 @@ def _range_problem(name: str, value: Any) -> str | None:
 
 def check_weights(cfg, stage: str, tensors: dict[str, Any], where: str) -> None:
     """CheckpointError unless the model `cfg` builds has exactly the file's tensors and shapes.
-    Built on the meta device: no memory is allocated, however large the config claims to be."""
-    import torch
-
-    from dubcli.model.dubber import build_model, training_only_prefixes
+    Built on the meta device (model/shapes.py): no memory is allocated, however large the config
+    claims to be."""
+    from dubcli.model.dubber import training_only_prefixes
+    from dubcli.model.shapes import state_shapes
 
     skip = training_only_prefixes(cfg)
     try:
-        with torch.device("meta"):
-            shapes = {k: tuple(v.shape) for k, v in build_model(cfg, stage).state_dict().items()
-                      if not k.startswith(skip)}  # fmt: skip
+        shapes = {k: v for k, v in state_shapes(cfg, stage).items() if not k.startswith(skip)}
     except (ValueError, RuntimeError, TypeError) as exc:
         raise CheckpointError(f"{where}: stored model config cannot build a model ({exc})") from exc
     stored = {k[len("model/") :]: tuple(v.shape) for k, v in tensors.items()
