@@ -320,6 +320,15 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+def _cmdline(pid: int) -> str:
+    """The process's command line; "" once it has exited (short-lived children come and go
+    between listing them and reading this)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
@@ -342,9 +351,7 @@ def test_class5_kill_9_during_the_final_write(clip, capsys, tmp_path):
                             env=cli_env(DUBCLI_FFMPEG=str(wrapper)), stderr=subprocess.DEVNULL)  # fmt: skip
     deadline, muxer = time.time() + 120, []
     while not muxer and proc.poll() is None and time.time() < deadline:
-        muxer = [
-            c for c in _children(proc.pid) if "sleep" in Path(f"/proc/{c}/cmdline").read_text()
-        ]
+        muxer = [c for c in _children(proc.pid) if "sleep" in _cmdline(c)]
         time.sleep(0.1)
     assert muxer, "the mux never started"
     assert [p.name for p in out.glob(".clip.dubbed.*.part.mp4")]  # ffmpeg's output, unfinished

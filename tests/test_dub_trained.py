@@ -92,7 +92,9 @@ def test_dub_takes_the_training_run_itself(trained, tmp_path, capsys, spec):
     assert report["engine"]["name"] == "diflow"
     assert all(c["tokens"] > 0 for c in report["cues"])
     assert report["engine"]["checkpoint"] == str(root / spec)
-    assert report["engine"]["fingerprint"].startswith("diflow-v2:")
+    from dubcli.engines.diflow import VERSION
+
+    assert report["engine"]["fingerprint"].startswith(f"{VERSION}:")  # the engine's version
 
 
 def test_temperature_is_a_dub_setting(trained, tmp_path, capsys):
