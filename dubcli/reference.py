@@ -8,7 +8,8 @@ Why 2 s: training prompts are whole reference utterances of the same speaker (da
 capped at 5 s; SynthDub's median is 2.2 s), and the prompt is part of the DiT's sequence at every
 flow step (~60% of it for a 1.3 s cue with 4 s). With a long voice sample (the speaker's other
 utterances, ~7 s), 4 / 2.5 / 2 s gave WER GRID 29.2 / 29.2 / 28.7% and SECS 0.661 / 0.657 / 0.657
-on 36 unseen-voice GRID sentences, and 2 s cut token generation by ~25%
+on 36 unseen-voice GRID sentences with the ccta model, and 4 / 2 s 26.4 / 25.9% and 0.689 /
+0.690 with the default (text) model, whose dubs took 24% less time with 2 s
 (benchmarks/prompt_length.py, benchmarks/generate_batch.py --prompt-seconds). The speaker
 embedding, which carries most of the timbre, still comes from the whole reference.
 """
