@@ -70,7 +70,7 @@ def main() -> None:
             m.generate(it.phonemes, torch.from_numpy(it.lip), torch.from_numpy(it.face), p, a,
                        spk, nfe=8, seed=it.seed)  # fmt: skip
 
-    def batched(m):
+    def batched(m, items=items):
         out = [None] * len(items)
         for b in plan_batches([it.nv for it in items]):
             for i, o in zip(b, generate_dub(m, [items[i] for i in b], nfe=8), strict=True):
@@ -90,12 +90,7 @@ def main() -> None:
         pp, pa, _ = d._prompt(d.reference(voice, prompt_s=seconds))
         short = [dataclasses.replace(it, prompt_prosody=pp.numpy(), prompt_acoustic=pa.numpy())
                  for it in items]  # fmt: skip
-
-        def run(m):
-            for b in plan_batches([it.nv for it in short]):
-                generate_dub(m, [short[i] for i in b], nfe=8)
-
-        return run
+        return lambda m: batched(m, short)
 
     rows = [("per-cue", per_cue, model), ("batched", batched, model)]
     if qmodel is not None:

@@ -33,6 +33,7 @@ def main() -> None:
     from dubcli.eval.secs import secs_batch
     from dubcli.eval.wer import PocketsphinxRecognizer, corpus_wer
     from dubcli.inference import Dubber
+    from dubcli.timing import SAMPLE_RATE
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("split", help="prepared split with several utterances per speaker")
@@ -52,7 +53,7 @@ def main() -> None:
     rec = PocketsphinxRecognizer(grammar="grid")
     refs = {u.id: np.concatenate([gt.audio(o) for o in by_speaker[u.speaker] if o.id != u.id])
             for u in grid}  # fmt: skip
-    mean_ref = np.mean([len(r) for r in refs.values()]) / 16000
+    mean_ref = np.mean([len(r) for r in refs.values()]) / SAMPLE_RATE
     print(f"{len(grid)} GRID sentences, references {mean_ref:.1f} s on average", flush=True)
     print("prompt s | WER GRID % | SECS | dub seconds", flush=True)
     for seconds in (float(x) for x in args.lengths.split(",")):

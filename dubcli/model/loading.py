@@ -14,9 +14,9 @@ its own metadata (DESIGN 7: no outside config):
     rounding, so a user who just trained can dub with the run itself.
 Before anything is built, the metadata is checked (`check_model_config`: types, then sane
 ranges; then the model is built on torch's meta device, which allocates nothing, and its tensor
-shapes must equal the file's: model/shapes.py); the phoneme vocabulary and visual features versions must be this
-dubcli's, and the codec must agree with the model (vocabulary, speaker width). Any problem is a
-CheckpointError (exit 5), never a torch error.
+shapes must equal the file's: model/shapes.py); the phoneme vocabulary and visual features
+versions must be this dubcli's, and the codec must agree with the model (vocabulary, speaker
+width). Any problem is a CheckpointError (exit 5), never a torch error.
 
 Training writes with `export_checkpoint`; inference and evaluation read with `load_model`. This
 module imports neither dubcli.train nor dubcli.eval.
