@@ -8,14 +8,17 @@ Peak memory against input length (1 vs 20 minutes): benchmarks/dub_speed.py --sk
 (--engine diflow for the default model).
 
 The clip: examples/clip.mp4 (5.45 s, 3 cues) looped 11 times = 60 s, 33 cues, its subtitles
-shifted per loop; voice examples/voice.wav; default model, NFE 8. Every dub runs in a fresh
+shifted per loop; voice examples/voice.wav; default model, NFE 8 (`--nfe 8 4`: a row per
+value). Every dub runs in a fresh
 interpreter (imports and model load count), with --force, and reports the report's per-stage
 seconds, the wall time, start-up (process start to the first cue's work: imports + plan +
 voices, which holds the engine's load) and peak RSS (ru_maxrss of that process). `--compare
 TREE` runs the same children with PYTHONPATH=TREE too, alternating, so two code versions are
 measured back to back on the same (possibly loaded) machine. `--contended` runs each dub again
 next to `python -c "while True: pass"`. Token generation per second of speech: the sum of the
-cues' model_seconds over the cues' audio seconds.
+cues' model_seconds over the cues' audio seconds. The per-stage seconds overlap: cues are
+prepared (decode, landmarks, features) on a thread while the engine generates (dubbing/cuework.py);
+`cue wait` is the engine's time waiting for them.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ def child(spec: dict) -> None:
 
     t0 = time.time()
     res = dub_video(spec["video"], spec["subs"], refs=[spec["ref"]], out_dir=spec["out"],
-                    engine=spec["engine"], nfe=8, force=True)  # fmt: skip
+                    engine=spec["engine"], nfe=spec.get("nfe", 8), force=True)  # fmt: skip
     wall = time.time() - t0
     rep = res.report  # a DubReport (older trees: its JSON dict)
     rep = rep.to_json() if hasattr(rep, "to_json") else rep
@@ -125,6 +128,7 @@ def main() -> None:
     ap.add_argument("--compare", type=Path, help="another checkout to measure back to back")
     ap.add_argument("--contended", action="store_true")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--nfe", type=int, nargs="+", default=[8], help="flow steps (diflow rows)")
     ap.add_argument(
         "--policies",
         nargs="+",
@@ -145,13 +149,15 @@ def main() -> None:
         ref = ROOT / "examples" / "voice.wav"
         for rep in range(args.repeats):
             for load in ["quiet"] + (["contended"] if args.contended else []):
-                for engine in args.engines:
+                runs = [(e, n) for e in args.engines for n in (args.nfe if e == "diflow" else [8])]
+                for engine, nfe in runs:
                     for (name, tree), pol in itertools.product(trees, args.policies):
                         spec = {"video": str(video), "subs": str(subs), "ref": str(ref),
-                                "out": str(root / "o"), "engine": engine}  # fmt: skip
+                                "out": str(root / "o"), "engine": engine, "nfe": nfe}  # fmt: skip
                         with Competitor() if load == "contended" else contextlib.nullcontext():
                             r = run_child(spec, tree, pol == "on")
-                        label = f"[{rep}] {engine} {name} ({tree}) policy {pol}, {load}"
+                        steps = f" NFE {nfe}" if engine == "diflow" else ""
+                        label = f"[{rep}] {engine}{steps} {name} ({tree}) policy {pol}, {load}"
                         show(label, r)
                         results.append({"label": label, **r})
     if args.json:

@@ -197,3 +197,34 @@ def test_duck_with_the_videos_own_voice(clip):
     assert ducked - free == pytest.approx(-15.0, abs=3.0)
     for c in report["cues"]:
         assert c["window"][0] <= c["cue"][0] and c["window"][1] >= c["cue"][1]  # only widened
+
+
+def test_cues_prepared_on_parallel_threads_equal_one_at_a_time(clip, monkeypatch):
+    """Cue preparation (decode, FaceMesh, features) runs ahead of the engine on threads
+    (cuework.run_cues); two cues tracked at once give the same cues, word for word and sample
+    for sample, as one thread does."""
+    from dubcli.dubbing import cuework
+
+    root, video, subs, ref = clip
+    got = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(cuework, "prepare_threads", lambda engine, widen, n=threads: n)
+        res = dub_video(video, subs, refs=[str(ref)], out_dir=root / f"threads{threads}",
+                        background="drop")  # fmt: skip
+        cues = [{k: v for k, v in c.items() if k not in ("model_seconds",)}
+                for c in res.report.to_json()["cues"]]  # fmt: skip
+        got[threads] = cues, sf.read(res.outputs.wav)[0]
+        assert set(res.report.timings) >= {"decode", "landmarks", "cue wait", "engine"}
+    assert got[1][0] == got[2][0]
+    assert np.array_equal(got[1][1], got[2][1])
+
+
+def test_prepare_threads_follow_the_engine_and_widening():
+    from dubcli.dubbing.cuework import prepare_threads
+
+    class AllCores:
+        uses_all_cores = True
+
+    assert prepare_threads(AllCores(), widen=False) == 1  # the model on the CPU
+    assert prepare_threads(object(), widen=True) == 1  # widened windows bound each other
+    assert 1 <= prepare_threads(object(), widen=False) <= 4

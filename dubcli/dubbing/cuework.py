@@ -16,6 +16,8 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from dubcli.dubbing.loudness import integrated_loudness
 from dubcli.dubbing.plan import MAX_WIDEN, CueWindow, lip_activity, widen_to_activity
 from dubcli.dubbing.report import CueRecord
 from dubcli.dubbing.voices import Voice
-from dubcli.engines.base import CueJob, Engine
+from dubcli.engines.base import CueJob, Engine, uses_all_cores
 from dubcli.engines.sync import sync_estimate
 from dubcli.fsutil import atomic_path
 from dubcli.timing import SAMPLE_RATE, VIDEO_FPS, Timer, frames_for_seconds
@@ -43,12 +45,15 @@ SPEECH_BELOW_PEAK_DB = 35.0  # speech extent: 10 ms frames within this of the cu
 
 @dataclass
 class Timers:
-    """Seconds spent per stage (decode, landmarks, features, engine, ...), accumulated."""
+    """Seconds spent per stage (decode, landmarks, features, engine, ...), accumulated; cue
+    preparation threads add to it beside the engine's thread."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, stage: str, dt: float) -> None:
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
+        with self._lock:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
 
     @contextlib.contextmanager
     def stage(self, stage: str) -> Iterator[None]:
@@ -67,19 +72,31 @@ class Timers:
             yield item
 
 
+_QUIET_LOCK = threading.Lock()
+_QUIET: dict[str, tuple[int, int]] = {}  # logger name -> (holders, its level before the first)
+
+
 @contextlib.contextmanager
 def _quiet_logger(name: str):
-    """Only errors from logger `name` meanwhile (debug output with -v stays)."""
+    """Only errors from logger `name` meanwhile (debug output with -v stays). Threads may
+    nest it: the first one in sets the level, the last one out restores it."""
     logger = logging.getLogger(name)
-    if logger.getEffectiveLevel() <= logging.DEBUG:
-        yield
-        return
-    before = logger.level
-    logger.setLevel(logging.ERROR)
+    with _QUIET_LOCK:
+        holders, before = _QUIET.get(name, (0, logger.level))
+        if holders == 0 and logger.getEffectiveLevel() <= logging.DEBUG:
+            before = -1  # verbose: leave it alone
+        elif holders == 0:
+            logger.setLevel(logging.ERROR)
+        _QUIET[name] = (holders + 1, before)
     try:
         yield
     finally:
-        logger.setLevel(before)
+        with _QUIET_LOCK:
+            holders, before = _QUIET.pop(name)
+            if holders > 1:
+                _QUIET[name] = (holders - 1, before)
+            elif before >= 0:
+                logger.setLevel(before)
 
 
 def cue_key(window: CueWindow, voice: Voice, engine: Engine, *, seed: int, nfe: int,
@@ -118,6 +135,23 @@ def _track_size(width: int, height: int) -> tuple[int, int] | None:
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
 
+class Cancelled(Exception):
+    """A cue's preparation was stopped half-way (the run it belonged to stopped)."""
+
+
+def _until(stop: threading.Event, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """`frames` until `stop` is set, then Cancelled (and the decoder is closed)."""
+    try:
+        for frame in frames:
+            if stop.is_set():
+                raise Cancelled
+            yield frame
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
+
+
 def speech_extent(wav: np.ndarray, rate: int = SAMPLE_RATE) -> tuple[float, float]:
     """(onset, offset) seconds of the audible speech in a cue's audio ((0, 0) if silent)."""
     hop = int(0.01 * rate)
@@ -150,9 +184,11 @@ def prepare_cue(
     voice: Voice,
     config: DubConfig,
     timers: Timers,
+    stop: threading.Event | None = None,
 ) -> PreparedCue:
     """Frames -> landmarks -> features -> the engine's job for one cue. bounds: (lo, hi)
-    seconds a widened window stays within; config: the run's seed, nfe and widen_to_lips."""
+    seconds a widened window stays within; config: the run's seed, nfe and widen_to_lips;
+    stop: when set (the run stopped), the frames stop coming and Cancelled is raised."""
     from dubcli import media
     from dubcli.vision.features import mouth_aperture, visual_features
     from dubcli.vision.landmarks import track_faces
@@ -164,10 +200,14 @@ def prepare_cue(
     fb = min(info.duration, window.end + margin)
     t = time.perf_counter()
     frames = media.iter_frames(video, VIDEO_FPS, fa, fb, size=_track_size(info.width, info.height))
-    decode_before = timers.seconds.get("decode", 0.0)
+    if stop is not None:
+        frames = _until(stop, frames)
+    decode = Timers()  # this cue's: other threads prepare other cues meanwhile
     with _quiet_logger("dubcli.vision.landmarks"):  # "no face" per cue: one summary line instead
-        track = track_faces(timers.timed("decode", frames), source=f"{video} (cue {window.index})")
-    timers.add("landmarks", time.perf_counter() - t - (timers.seconds["decode"] - decode_before))
+        track = track_faces(decode.timed("decode", frames), source=f"{video} (cue {window.index})")
+    decode_s = decode.seconds.get("decode", 0.0)
+    timers.add("decode", decode_s)
+    timers.add("landmarks", time.perf_counter() - t - decode_s)
 
     t = time.perf_counter()
     aperture = mouth_aperture(track, fill=False) if track.n_frames else np.zeros(0, np.float32)
@@ -283,7 +323,32 @@ def finish_cue(
     return window, wav, record
 
 
-ENGINE_GROUP = 16  # cues prepared before one engine call (bounds memory: features + audio)
+ENGINE_GROUP = 16  # cues per engine call, at most (bounds memory: features + audio)
+FIRST_GROUP = 2  # the first call's cues: the engine starts while the next ones are prepared
+READ_AHEAD = 2 * ENGINE_GROUP  # prepared cues waiting for the engine, at most
+
+
+def group_sizes(n: int) -> list[int]:
+    """How `n` cues to prepare are cut into engine calls: FIRST_GROUP, then twice the last
+    group's size up to ENGINE_GROUP (2, 4, 8, 16, 16, ...). The engine starts after two cues,
+    and each group is prepared while the engine generates the one before it (a cue takes the
+    model longer than its frames take FaceMesh). Fixed by the count alone (never by how fast
+    preparation went), so a run's batches, and so its float rounding, are the same every time."""
+    sizes, left = [], n
+    while left > 0:
+        sizes.append(min(left, FIRST_GROUP if not sizes else min(2 * sizes[-1], ENGINE_GROUP)))
+        left -= sizes[-1]
+    return sizes
+
+
+def prepare_threads(engine: Engine, widen: bool) -> int:
+    """Cues prepared at once: one per core, up to 4 (each holds a FaceMesh graph and an ffmpeg
+    decoder); one when the engine keeps every core busy itself (measured on 2 cores: more
+    threads slowed the model's more than they gained) or with --widen-to-lips (a widened
+    window's end bounds the next window)."""
+    if widen or uses_all_cores(engine):
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def run_cues(
@@ -291,48 +356,84 @@ def run_cues(
     config: DubConfig, timers: Timers, video_id: str,
 ) -> Iterator[tuple[int, CueRecord, Path, bool]]:  # fmt: skip
     """Every window's cue, in order, as (position, record, cached path, reused): a cue finished
-    by an earlier run is read back, the others are prepared (frames -> landmarks -> features)
-    and go to the engine ENGINE_GROUP at a time (engines.base.synthesize_many), then saved."""
+    by an earlier run is read back; the others are prepared (frames -> landmarks -> features)
+    ahead, on other threads, while the engine works on the cues before them, go to the engine
+    in the groups `group_sizes` gives (engines.base.synthesize_many), and are saved as they
+    finish. Windows are prepared prepare_threads() at a time."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from dubcli.dubbing.readahead import ReadAhead, wait_for
     from dubcli.engines.base import synthesize_many
     from dubcli.errors import raise_if_interrupted
 
-    lo = 0.0
-    pending: list[tuple[int, PreparedCue, Path]] = []
+    keys = [cue_key(w, voices.for_speaker(w.speaker), engine, seed=config.seed, nfe=config.nfe,
+                    widen=config.widen_to_lips, video_id=video_id) for w in windows]  # fmt: skip
+    paths = [cached_path(work, w.index, k) for w, k in zip(windows, keys, strict=True)]
+    threads = prepare_threads(engine, config.widen_to_lips)
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="dubcli-prepare") if threads > 1 else None
+
+    def produce(stop):
+        """(position, cached record or None, PreparedCue or its Future or None) in window
+        order, on the read-ahead thread."""
+        lo = 0.0
+        for i, window in enumerate(windows):
+            if stop.is_set():
+                return
+            cached = load_cached(paths[i])
+            if cached is not None:
+                lo = cached[1].window[1]
+                yield i, cached[1], None
+                continue
+            hi = windows[i + 1].start if i + 1 < len(windows) else info.duration
+            kwargs = dict(bounds=(lo, hi), voice=voices.for_speaker(window.speaker),
+                          config=config, timers=timers, stop=stop)  # fmt: skip
+            if pool is not None:  # not widened (prepare_threads): lo is not needed
+                yield i, None, pool.submit(prepare_cue, video, info, window, **kwargs)
+                continue
+            cue = prepare_cue(video, info, window, **kwargs)
+            lo = round(cue.window.end, 3)  # what the record says, as for a cached cue
+            yield i, None, cue
+
+    def resolved(items):
+        for i, record, cue in items:
+            yield i, record, wait_for(cue) if isinstance(cue, Future) else cue
+
+    todo = sum(1 for p in paths if not p.exists())  # a guess for the groups: unreadable = todo
+    sizes = group_sizes(todo)
+    pending: list[tuple[int, PreparedCue]] = []
     ready: dict[int, tuple[CueRecord, Path, bool]] = {}
     nxt = 0
 
     def flush():
         with timers.stage("engine"):
-            audios = synthesize_many(engine, [c.job for _, c, _ in pending])
-        for (k, cue, path), audio in zip(pending, audios, strict=True):
+            audios = synthesize_many(engine, [c.job for _, c in pending])
+        for (k, cue), audio in zip(pending, audios, strict=True):
             _, wav, record = finish_cue(cue, audio, engine.name)
-            save_cached(path, wav, record)
-            ready[k] = (record, path, False)
+            save_cached(paths[k], wav, record)
+            ready[k] = (record, paths[k], False)
         pending.clear()
+        if sizes:
+            sizes.pop(0)
 
-    for i, window in enumerate(windows):
-        raise_if_interrupted()
-        hi = windows[i + 1].start if i + 1 < len(windows) else info.duration
-        voice = voices.for_speaker(window.speaker)
-        key = cue_key(window, voice, engine, seed=config.seed, nfe=config.nfe,
-                      widen=config.widen_to_lips, video_id=video_id)  # fmt: skip
-        path = cached_path(work, window.index, key)
-        cached = load_cached(path)
-        if cached is not None:
-            ready[i] = (cached[1], path, True)
-            lo = cached[1].window[1]
-        else:
-            cue = prepare_cue(video, info, window, bounds=(lo, hi), voice=voice, config=config,
-                              timers=timers)  # fmt: skip
-            lo = round(cue.window.end, 3)  # what the record says, as for a cached cue
-            pending.append((i, cue, path))
-            if len(pending) >= ENGINE_GROUP:
+    try:
+        with ReadAhead(produce, depth=READ_AHEAD, name="dubcli-read-ahead") as prepared:
+            # "cue wait": the engine's idle time, waiting for the next prepared cue
+            for i, record, cue in timers.timed("cue wait", resolved(prepared)):
+                raise_if_interrupted()
+                if cue is None:
+                    ready[i] = (record, paths[i], True)
+                else:
+                    pending.append((i, cue))
+                    if len(pending) >= (sizes[0] if sizes else ENGINE_GROUP):
+                        flush()
+                while nxt in ready:
+                    yield (nxt, *ready.pop(nxt))
+                    nxt += 1
+            if pending:
                 flush()
-        while nxt in ready:
-            yield (nxt, *ready.pop(nxt))
-            nxt += 1
-    if pending:
-        flush()
+    finally:
+        if pool is not None:  # the read-ahead set `stop`: running preparations end at a frame
+            pool.shutdown(wait=True, cancel_futures=True)
     while nxt in ready:
         yield (nxt, *ready.pop(nxt))
         nxt += 1

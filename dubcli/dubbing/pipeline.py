@@ -200,7 +200,8 @@ def dub_video(
             timers.add("plan", time.perf_counter() - t_plan)
             if not plan.windows:
                 raise InputError(no_cue_message(subtitles, plan))
-            job = DubJob(video, subtitles, info, plan, outputs, config, timers, progress)
+            job = DubJob(video, subtitles, info, plan, outputs, config, timers, progress,
+                         started=t_start)  # fmt: skip
             report = run_dub(job, identity=identity, redo=decision.reasons)
             done = True
     except (KeyboardInterrupt, Interrupted):
@@ -241,8 +242,10 @@ class DubJob:
     plan: DubPlan
     outputs: DubOutputs
     config: DubConfig  # with the engine chosen
-    timers: Timers  # seconds per stage, accumulated over the run
+    timers: Timers  # seconds per stage, accumulated over the run (stages overlap: cues are
+    # prepared beside the engine, cuework.run_cues)
     progress: Progress | None = None
+    started: float = field(default_factory=time.perf_counter)  # the run's start (perf_counter)
 
     def tick(self, stage: str, done: int, total: int) -> None:
         if self.progress:
@@ -307,8 +310,9 @@ def run_dub(job: DubJob, *, identity: dict | None = None, redo: Sequence[str] = 
             seed=job.config.seed, nfe=job.config.nfe, widen_to_lips=job.config.widen_to_lips,
             keep_original=job.config.keep_original, voices=voices_json(voices),
             background=background_json(bg), loudness=loudness_json(job.config.lufs, mix),
-            timings=(stages := {k: round(v, 3) for k, v in job.timers.seconds.items()}),
-            real_time_factor=round(sum(stages.values()) / max(info.duration, 1e-3), 3),
+            timings={k: round(v, 3) for k, v in job.timers.seconds.items()},
+            real_time_factor=round((time.perf_counter() - job.started) / max(info.duration, 1e-3),
+                                   3),
             warnings=tuple(warnings), skipped=skipped_json(job.plan), cues=tuple(placed),
             identity=identity, redone_because=tuple(redo), files=file_stats(job.outputs),
         )  # fmt: skip

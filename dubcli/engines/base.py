@@ -65,6 +65,13 @@ class Engine(Protocol):
     def synthesize_cue(self, job: CueJob) -> CueAudio: ...
 
 
+def uses_all_cores(engine: Engine) -> bool:
+    """True when the engine's own work keeps every CPU core busy (the model on the CPU), so cue
+    preparation beside it should take one thread, not one per core. Engines say so with a
+    `uses_all_cores` attribute; without one, False (e.g. the baseline: one process at a time)."""
+    return bool(getattr(engine, "uses_all_cores", False))
+
+
 def synthesize_many(engine: Engine, jobs: Sequence[CueJob]) -> list[CueAudio]:
     """The engine's `synthesize_many` (batched: one cue's audio must not depend on the others
     in its batch) when it has one, else one `synthesize_cue` per job."""

@@ -60,6 +60,8 @@ class DiFlowEngine:
 
         self.dubber = Dubber.load(checkpoint, offline=offline, device=device)
         self.temperature = float(temperature)
+        # torch's threads take every core on the CPU: cues are prepared one at a time beside it
+        self.uses_all_cores = self.dubber.device.type == "cpu"
         self._prompts: dict[str, object] = {}
 
     def fingerprint(self) -> str:

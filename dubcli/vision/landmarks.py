@@ -34,6 +34,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -218,10 +219,19 @@ def _link(tracks: list[_FaceTrack], frame: int, faces: list[np.ndarray]) -> None
             tracks.append(t)
 
 
+_FD2_LOCK = threading.Lock()  # one redirect at a time: two threads' would restore each other's
+
+
 @contextmanager
 def _mediapipe_logs_to_debug():
     """MediaPipe's C++ side (glog/absl, TFLite) writes straight to file descriptor 2, past any
-    Python logging setting: point fd 2 at a temp file meanwhile and replay it at debug level."""
+    Python logging setting: point fd 2 at a temp file meanwhile and replay it at debug level.
+    Threads tracking at once (the dub's cue preparation) take turns: fd 2 is the process's."""
+    with _FD2_LOCK:
+        yield from _redirect_fd2()
+
+
+def _redirect_fd2():
     try:
         sys.stderr.flush()
         saved = os.dup(2)
