@@ -28,6 +28,7 @@ import numpy as np
 from dubcli.console import get_logger
 from dubcli.dubbing.config import DubConfig
 from dubcli.dubbing.loudness import integrated_loudness
+from dubcli.dubbing.loudness import preload as preload_loudness
 from dubcli.dubbing.plan import MAX_WIDEN, CueWindow, lip_activity, widen_to_activity
 from dubcli.dubbing.report import CueRecord
 from dubcli.dubbing.voices import Voice
@@ -417,6 +418,8 @@ def run_cues(
 
     try:
         with ReadAhead(produce, depth=READ_AHEAD, name="dubcli-read-ahead") as prepared:
+            if todo:
+                preload_loudness()  # while the first cues are prepared (finish_cue needs it)
             # "cue wait": the engine's idle time, waiting for the next prepared cue
             for i, record, cue in timers.timed("cue wait", resolved(prepared)):
                 raise_if_interrupted()
