@@ -37,6 +37,7 @@ OutputError (exit 6) naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -359,15 +360,15 @@ def _dub_cues(job: DubJob, engine, voices) -> tuple[list[CueRecord], dict[int, P
     video_id = f"{video.resolve()}:{video.stat().st_size}:{video.stat().st_mtime_ns}"
     records, paths, reused = [], {}, 0
     windows = list(job.plan.windows)
-    for i, record, path, was_cached in cuework.run_cues(
-        video, job.info, windows, work, voices=voices, engine=engine, config=config,
-        timers=job.timers, video_id=video_id,
-    ):  # fmt: skip
-        raise_if_interrupted()
-        reused += was_cached
-        records.append(record)
-        paths[record.index] = path
-        job.tick("cues", i + 1, len(windows))
+    cues = cuework.run_cues(video, job.info, windows, work, voices=voices, engine=engine,
+                            config=config, timers=job.timers, video_id=video_id)  # fmt: skip
+    with contextlib.closing(cues):  # an error here stops its preparing threads at once
+        for i, record, path, was_cached in cues:
+            raise_if_interrupted()
+            reused += was_cached
+            records.append(record)
+            paths[record.index] = path
+            job.tick("cues", i + 1, len(windows))
     if reused:
         log.info("%s: %d of %d cues reused from an earlier, unfinished run", video, reused,
                  len(windows))  # fmt: skip
