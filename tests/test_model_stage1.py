@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -304,3 +305,19 @@ def test_stage1_generate_shapes_counts_and_determinism():
     assert model.training  # generate restores the mode
     with pytest.raises(ValueError, match="phonemes"):
         model.generate(ph.float(), None, None, batch.speaker[0])
+
+
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).parents[1] / "recipes").glob("*.toml")),
+                         ids=lambda p: p.name)  # fmt: skip
+def test_every_recipe_builds_both_stages(recipe):
+    """A recipe file is what `dubcli train --config` reads: its model and train tables load,
+    and its model builds for stage 1 and stage 2 (shapes only)."""
+    from dubcli.config import load_config, load_train_config
+    from dubcli.model.shapes import state_shapes
+
+    cfg = load_config(recipe)
+    train = load_train_config(recipe)
+    assert train.lr > 0 and cfg.dit_dim % cfg.dit_heads == 0
+    for stage in ("tts", "dub"):
+        shapes = state_shapes(cfg, stage)
+        assert any(k.startswith("dfpa.") for k in shapes)
