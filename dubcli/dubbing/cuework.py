@@ -345,7 +345,7 @@ def group_sizes(n: int) -> list[int]:
 def prepare_threads(engine: Engine, widen: bool) -> int:
     """Cues prepared at once: one per core, up to 4 (each holds a FaceMesh graph and an ffmpeg
     decoder); one when the engine keeps every core busy itself (measured on 2 cores: more
-    threads slowed the model's more than they gained) or with --widen-to-lips (a widened
+    threads slowed the model more than they gained) or with --widen-to-lips (a widened
     window's end bounds the next window)."""
     if widen or uses_all_cores(engine):
         return 1
