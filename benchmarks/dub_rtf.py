@@ -9,8 +9,7 @@ Peak memory against input length (1 vs 20 minutes): benchmarks/dub_speed.py --sk
 
 The clip: examples/clip.mp4 (5.45 s, 3 cues) looped 11 times = 60 s, 33 cues, its subtitles
 shifted per loop; voice examples/voice.wav; default model, NFE 8 (`--nfe 8 4`: a row per
-value). Every dub runs in a fresh
-interpreter (imports and model load count), with --force, and reports the report's per-stage
+value; `--checkpoint` another model). Every dub runs in a fresh interpreter (imports and model load count), with --force, and reports the report's per-stage
 seconds, the wall time, start-up (process start to the first cue's work: imports + plan +
 voices, which holds the engine's load) and peak RSS (ru_maxrss of that process). `--compare
 TREE` runs the same children with PYTHONPATH=TREE too, alternating, so two code versions are
@@ -64,7 +63,8 @@ def child(spec: dict) -> None:
 
     t0 = time.time()
     res = dub_video(spec["video"], spec["subs"], refs=[spec["ref"]], out_dir=spec["out"],
-                    engine=spec["engine"], nfe=spec.get("nfe", 8), force=True)  # fmt: skip
+                    engine=spec["engine"], nfe=spec.get("nfe", 8), force=True,
+                    **({"checkpoint": spec["checkpoint"]} if spec.get("checkpoint") else {}))  # fmt: skip
     wall = time.time() - t0
     rep = res.report  # a DubReport (older trees: its JSON dict)
     rep = rep.to_json() if hasattr(rep, "to_json") else rep
@@ -129,6 +129,7 @@ def main() -> None:
     ap.add_argument("--contended", action="store_true")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--nfe", type=int, nargs="+", default=[8], help="flow steps (diflow rows)")
+    ap.add_argument("--checkpoint", help="the diflow rows' model (default: the bundled one)")
     ap.add_argument(
         "--policies",
         nargs="+",
@@ -153,7 +154,8 @@ def main() -> None:
                 for engine, nfe in runs:
                     for (name, tree), pol in itertools.product(trees, args.policies):
                         spec = {"video": str(video), "subs": str(subs), "ref": str(ref),
-                                "out": str(root / "o"), "engine": engine, "nfe": nfe}  # fmt: skip
+                                "out": str(root / "o"), "engine": engine, "nfe": nfe,
+                                "checkpoint": args.checkpoint if engine == "diflow" else None}  # fmt: skip
                         with Competitor() if load == "contended" else contextlib.nullcontext():
                             r = run_child(spec, tree, pol == "on")
                         steps = f" NFE {nfe}" if engine == "diflow" else ""
