@@ -69,12 +69,7 @@ class ReadAhead(Generic[T]):
     def __next__(self) -> T:
         if self._done:
             raise StopIteration
-        while True:
-            try:
-                kind, value = self._queue.get(timeout=POLL_S)
-                break
-            except queue.Empty:
-                raise_if_interrupted()  # a signal whose exception a library swallowed
+        kind, value = _poll(lambda t: self._queue.get(timeout=t), queue.Empty)
         if kind == "item":
             return value
         self._done = True
@@ -102,8 +97,14 @@ class ReadAhead(Generic[T]):
 
 def wait_for(future: Future[T]) -> T:
     """future.result(), looking at pending signals while it waits (as ReadAhead does)."""
+    return _poll(lambda t: future.result(timeout=t), FutureTimeout)
+
+
+def _poll(get: Callable[[float], T], timed_out: type[Exception]) -> T:
+    """get(POLL_S) until it returns, looking at pending signals after each time-out (a signal
+    whose exception a library swallowed: errors.Interrupted)."""
     while True:
         try:
-            return future.result(timeout=POLL_S)
-        except FutureTimeout:
+            return get(POLL_S)
+        except timed_out:
             raise_if_interrupted()

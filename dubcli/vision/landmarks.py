@@ -12,8 +12,8 @@ face leaving) swaps back to the wide graph. The landmarks barely change: the one
 starts from a detection, as a new cue does (0.67 px median on the swap frame in the tests),
 then seeds each frame from the last one's landmarks as the wide graph does. What it gives up: a
 second face that walks into a one-face shot is not seen until the one-face graph loses its face
-or the next call (the next cue) starts wide again. One graph is alive at a time; at most MAX_SWAPS swaps per
-call, then it stays wide.
+or the next call (the next cue) starts wide again. One graph is alive at a time; at most
+MAX_SWAPS swaps per call, then it stays wide.
 
 Dimensions: nv video frames (25 fps upstream), 478 landmarks (vision/topology.py), 3 coords.
 
@@ -228,31 +228,27 @@ def _mediapipe_logs_to_debug():
     Python logging setting: point fd 2 at a temp file meanwhile and replay it at debug level.
     Threads tracking at once (the dub's cue preparation) take turns: fd 2 is the process's."""
     with _FD2_LOCK:
-        yield from _redirect_fd2()
-
-
-def _redirect_fd2():
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no usable fd 2 (e.g. pythonw)
-        yield
-        return
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
         try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no usable fd 2 (e.g. pythonw)
             yield
-        finally:
+            return
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 2)
             try:
-                sys.stderr.flush()
-            except (OSError, ValueError):
-                pass
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            for line in tmp.read().decode("utf-8", "replace").splitlines():
-                if line.strip():
-                    log.debug("mediapipe: %s", line)
+                yield
+            finally:
+                try:
+                    sys.stderr.flush()
+                except (OSError, ValueError):
+                    pass
+                os.dup2(saved, 2)
+                os.close(saved)
+                tmp.seek(0)
+                for line in tmp.read().decode("utf-8", "replace").splitlines():
+                    if line.strip():
+                        log.debug("mediapipe: %s", line)
 
 
 def _face_mesh(max_faces: int):
