@@ -27,6 +27,7 @@ import numpy as np
 
 from dubcli.console import get_logger
 from dubcli.dubbing.config import DubConfig
+from dubcli.dubbing.cueframes import CueDecoder, SpanDecoder
 from dubcli.dubbing.loudness import integrated_loudness
 from dubcli.dubbing.loudness import preload as preload_loudness
 from dubcli.dubbing.plan import MAX_WIDEN, CueWindow, lip_activity, widen_to_activity
@@ -35,7 +36,7 @@ from dubcli.dubbing.voices import Voice
 from dubcli.engines.base import CueJob, Engine, uses_all_cores
 from dubcli.engines.sync import sync_estimate
 from dubcli.fsutil import atomic_path
-from dubcli.timing import SAMPLE_RATE, VIDEO_FPS, Timer, frames_for_seconds
+from dubcli.timing import SAMPLE_RATE, Timer, frames_for_seconds
 
 log = get_logger(__name__)
 
@@ -136,6 +137,24 @@ def _track_size(width: int, height: int) -> tuple[int, int] | None:
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
 
+def frame_range(window: CueWindow, duration: float, widen: bool) -> tuple[float, float]:
+    """[start, end) seconds of the frames a cue's preparation reads (with --widen-to-lips, the
+    margin the window may grow into)."""
+    margin = MAX_WIDEN if widen else 0.0
+    return max(0.0, window.start - margin), min(duration, window.end + margin)
+
+
+def frame_decoder(
+    video: Path, info, windows: list[CueWindow], *, widen: bool, threads: int
+) -> CueDecoder | SpanDecoder:
+    """The cues' frame source: spans read through in order when one thread prepares the cues,
+    else a decode per cue (cueframes)."""
+    size = _track_size(info.width, info.height)
+    if threads > 1:
+        return CueDecoder(video, size)
+    return SpanDecoder(video, size, [frame_range(w, info.duration, widen) for w in windows])
+
+
 class Cancelled(Exception):
     """A cue's preparation was stopped half-way (the run it belonged to stopped)."""
 
@@ -185,22 +204,20 @@ def prepare_cue(
     voice: Voice,
     config: DubConfig,
     timers: Timers,
+    decoder: CueDecoder | SpanDecoder,
     stop: threading.Event | None = None,
 ) -> PreparedCue:
     """Frames -> landmarks -> features -> the engine's job for one cue. bounds: (lo, hi)
     seconds a widened window stays within; config: the run's seed, nfe and widen_to_lips;
-    stop: when set (the run stopped), the frames stop coming and Cancelled is raised."""
-    from dubcli import media
+    decoder: where the frames come from (cueframes); stop: when set (the run stopped), the
+    frames stop coming and Cancelled is raised."""
     from dubcli.vision.features import mouth_aperture, visual_features
     from dubcli.vision.landmarks import track_faces
 
     lo, hi = bounds
     seed, nfe, widen = config.seed, config.nfe, config.widen_to_lips
-    margin = MAX_WIDEN if widen else 0.0
-    fa = max(0.0, window.start - margin)
-    fb = min(info.duration, window.end + margin)
     t = time.perf_counter()
-    frames = media.iter_frames(video, VIDEO_FPS, fa, fb, size=_track_size(info.width, info.height))
+    fa, frames = decoder.frames(*frame_range(window, info.duration, widen))  # fa: frame 0's time
     if stop is not None:
         frames = _until(stop, frames)
     decode = Timers()  # this cue's: other threads prepare other cues meanwhile
@@ -215,7 +232,7 @@ def prepare_cue(
     valid = track.valid.copy()
     if widen and track.n_frames:
         window = widen_to_activity(window, lip_activity(np.nan_to_num(aperture), valid), fa, lo, hi)
-    k0 = int(round((window.start - fa) * VIDEO_FPS))
+    k0 = max(0, frames_for_seconds(window.start) - frames_for_seconds(fa))  # both on the grid
     nv = max(1, frames_for_seconds(window.duration))
     points = track.points[k0 : k0 + nv]
     if len(points) < nv:  # the video ended a little early: no landmarks for the missing frames
@@ -239,26 +256,6 @@ def prepare_cue(
     job = CueJob(window.index, window.text, window.phonemes, window.start, window.end, nv,
                  lip, face, voice.wav, voice.ident, window.speaker, seed + window.index, nfe)  # fmt: skip
     return PreparedCue(window, job, ap_w, valid_w, face_rate, track.n_faces, notes, voice.source)
-
-
-def synthesize_cue(
-    video: Path,
-    info,
-    window: CueWindow,
-    *,
-    bounds: tuple[float, float],
-    voice: Voice,
-    engine: Engine,
-    config: DubConfig,
-    timers: Timers,
-) -> tuple[CueWindow, np.ndarray, CueRecord]:
-    """Frames -> landmarks -> features -> engine for one cue. Returns (final window, wav (n,)
-    at 16 kHz starting at the window start, its record); arguments as prepare_cue."""
-    cue = prepare_cue(video, info, window, bounds=bounds, voice=voice, config=config,
-                      timers=timers)  # fmt: skip
-    with timers.stage("engine"):
-        audio = engine.synthesize_cue(cue.job)
-    return finish_cue(cue, audio, engine.name)
 
 
 @dataclass(frozen=True, eq=False)
@@ -372,6 +369,7 @@ def run_cues(
     paths = [cached_path(work, w.index, k) for w, k in zip(windows, keys, strict=True)]
     threads = prepare_threads(engine, config.widen_to_lips)
     pool = ThreadPoolExecutor(threads, thread_name_prefix="dubcli-prepare") if threads > 1 else None
+    decoder = frame_decoder(video, info, windows, widen=config.widen_to_lips, threads=threads)
 
     def produce(stop):
         """(position, cached record or None, PreparedCue or its Future or None) in window
@@ -387,7 +385,7 @@ def run_cues(
                 continue
             hi = windows[i + 1].start if i + 1 < len(windows) else info.duration
             kwargs = dict(bounds=(lo, hi), voice=voices.for_speaker(window.speaker),
-                          config=config, timers=timers, stop=stop)  # fmt: skip
+                          config=config, timers=timers, decoder=decoder, stop=stop)  # fmt: skip
             if pool is not None:  # not widened (prepare_threads): lo is not needed
                 yield i, None, pool.submit(prepare_cue, video, info, window, **kwargs)
                 continue
@@ -437,6 +435,7 @@ def run_cues(
     finally:
         if pool is not None:  # the read-ahead set `stop`: running preparations end at a frame
             pool.shutdown(wait=True, cancel_futures=True)
+        decoder.close()  # after the read-ahead thread (its only reader) has ended
     while nxt in ready:
         yield (nxt, *ready.pop(nxt))
         nxt += 1

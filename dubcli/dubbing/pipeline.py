@@ -1,6 +1,6 @@
 """`dub_video`: one clip + its subtitles + a voice -> the dubbed clip, its track, subtitles, report.
 
-DESIGN 3's flow, per cue: frames for the window (media.iter_frames) -> track_faces ->
+DESIGN 3's flow, per cue: frames for the window (cueframes.py) -> track_faces ->
 visual_features -> engine -> speech (cuework.py); then the timeline places the cues, the mix adds
 the background and normalizes loudness (mix.py), and the outputs are written next to each other
 in out_dir (default: the video's folder); <base> is the input's stem, or its file name when a
