@@ -59,7 +59,7 @@ def test_wheel_has_the_registry_and_default_model_and_dubs(tmp_path):
     site = tmp_path / "venv"
     assert Path(where[0]).is_relative_to(site), where  # the installed copy, not the clone
     default = Path(where[1])
-    assert default.is_relative_to(site) and default.name == "dfd-small-synthdub.safetensors"
+    assert default.is_relative_to(site) and default.name == "dfd-fast-synthdub.safetensors"
 
     dubcli = python.parent / "dubcli"
     out = tmp_path / "out"
