@@ -245,35 +245,7 @@ def test_one_face_narrows_the_graph_without_changing_the_landmarks(photo, monkey
     built.clear()
     blank = np.full((H, W, 3), 128, np.uint8)
     cut = track_faces(frames[:6] + [blank] * 2 + frames[6:12])
-    # wide, narrow, wide again, narrow again: the last two are the first two, reset
-    assert built == [2, 1] and cut.present[:6].all() and cut.present[-3:].all()
+    assert built == [2, 1, 2, 1] and cut.present[:6].all() and cut.present[-3:].all()
     built.clear()
     track_faces(two_faces(photo, 0.75, 1.1))
     assert built == [2]
-
-
-def test_graphs_kept_across_calls_give_the_same_tracks(photo, monkeypatch):
-    """A dub's cues share one FaceMeshGraphs: the second cue resets the first one's graphs
-    instead of building new ones, and tracks exactly as a fresh graph does."""
-    import dubcli.vision.landmarks as L
-
-    frames = [warp(photo, a) for a in moving_clip(12)]
-    fresh = [track_faces(frames[:8]), track_faces(frames[4:])]
-    built = []
-    real = L._face_mesh
-    monkeypatch.setattr(L, "_face_mesh", lambda k: built.append(k) or real(k))
-    graphs = L.FaceMeshGraphs()
-    kept = [track_faces(frames[:8], graphs=graphs), track_faces(frames[4:], graphs=graphs)]
-    assert built == [2, 1]  # built for the first call only
-    for a, b in zip(fresh, kept, strict=True):
-        assert np.array_equal(a.points, b.points, equal_nan=True)
-    idle = [g for gs in graphs._idle.values() for g in gs]
-    assert len(idle) == 2
-    closed = []
-    for g in idle:
-        monkeypatch.setattr(g, "close", lambda g=g, close=g.close: closed.append(g) or close())
-    with pytest.raises(InputError):  # a call stopped by an error closes its graph, not kept
-        track_faces([frames[0], frames[1][:, :, :2]], graphs=graphs)
-    assert len(closed) == 1 and sum(map(len, graphs._idle.values())) == 1
-    graphs.close()
-    assert len(closed) == 2 and not graphs._idle

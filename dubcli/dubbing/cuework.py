@@ -22,7 +22,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,9 +37,6 @@ from dubcli.engines.base import CueJob, Engine, uses_all_cores
 from dubcli.engines.sync import sync_estimate
 from dubcli.fsutil import atomic_path
 from dubcli.timing import SAMPLE_RATE, Timer, frames_for_seconds
-
-if TYPE_CHECKING:
-    from dubcli.vision.landmarks import FaceMeshGraphs
 
 log = get_logger(__name__)
 
@@ -209,14 +205,12 @@ def prepare_cue(
     config: DubConfig,
     timers: Timers,
     decoder: CueDecoder | SpanDecoder,
-    graphs: FaceMeshGraphs | None = None,
     stop: threading.Event | None = None,
 ) -> PreparedCue:
     """Frames -> landmarks -> features -> the engine's job for one cue. bounds: (lo, hi)
     seconds a widened window stays within; config: the run's seed, nfe and widen_to_lips;
-    decoder: where the frames come from (cueframes); graphs: FaceMesh graphs kept across cues
-    (vision.landmarks); stop: when set (the run stopped), the frames stop coming and Cancelled
-    is raised."""
+    decoder: where the frames come from (cueframes); stop: when set (the run stopped), the
+    frames stop coming and Cancelled is raised."""
     from dubcli.vision.features import mouth_aperture, visual_features
     from dubcli.vision.landmarks import track_faces
 
@@ -228,8 +222,7 @@ def prepare_cue(
         frames = _until(stop, frames)
     decode = Timers()  # this cue's: other threads prepare other cues meanwhile
     with _quiet_logger("dubcli.vision.landmarks"):  # "no face" per cue: one summary line instead
-        track = track_faces(decode.timed("decode", frames), source=f"{video} (cue {window.index})",
-                            graphs=graphs)  # fmt: skip
+        track = track_faces(decode.timed("decode", frames), source=f"{video} (cue {window.index})")
     decode_s = decode.seconds.get("decode", 0.0)
     timers.add("decode", decode_s)
     timers.add("landmarks", time.perf_counter() - t - decode_s)
@@ -370,7 +363,6 @@ def run_cues(
     from dubcli.dubbing.readahead import ReadAhead, wait_for
     from dubcli.engines.base import synthesize_many
     from dubcli.errors import raise_if_interrupted
-    from dubcli.vision.landmarks import FaceMeshGraphs
 
     keys = [cue_key(w, voices.for_speaker(w.speaker), engine, seed=config.seed, nfe=config.nfe,
                     widen=config.widen_to_lips, video_id=video_id) for w in windows]  # fmt: skip
@@ -378,7 +370,6 @@ def run_cues(
     threads = prepare_threads(engine, config.widen_to_lips)
     pool = ThreadPoolExecutor(threads, thread_name_prefix="dubcli-prepare") if threads > 1 else None
     decoder = frame_decoder(video, info, windows, widen=config.widen_to_lips, threads=threads)
-    graphs = FaceMeshGraphs()  # reset between cues, not built for each
 
     def produce(stop):
         """(position, cached record or None, PreparedCue or its Future or None) in window
@@ -394,8 +385,7 @@ def run_cues(
                 continue
             hi = windows[i + 1].start if i + 1 < len(windows) else info.duration
             kwargs = dict(bounds=(lo, hi), voice=voices.for_speaker(window.speaker),
-                          config=config, timers=timers, decoder=decoder, graphs=graphs,
-                          stop=stop)  # fmt: skip
+                          config=config, timers=timers, decoder=decoder, stop=stop)  # fmt: skip
             if pool is not None:  # not widened (prepare_threads): lo is not needed
                 yield i, None, pool.submit(prepare_cue, video, info, window, **kwargs)
                 continue
@@ -446,7 +436,6 @@ def run_cues(
         if pool is not None:  # the read-ahead set `stop`: running preparations end at a frame
             pool.shutdown(wait=True, cancel_futures=True)
         decoder.close()  # after the read-ahead thread (its only reader) has ended
-        graphs.close()
     while nxt in ready:
         yield (nxt, *ready.pop(nxt))
         nxt += 1

@@ -12,9 +12,8 @@ face leaving) swaps back to the wide graph. The landmarks barely change: the one
 starts from a detection, as a new cue does (0.67 px median on the swap frame in the tests),
 then seeds each frame from the last one's landmarks as the wide graph does. What it gives up: a
 second face that walks into a one-face shot is not seen until the one-face graph loses its face
-or the next call (the next cue) starts wide again. One graph runs at a time; at most MAX_SWAPS
-swaps per call, then it stays wide. A swap does not build a graph each time: graphs are kept
-and reset between runs (`FaceMeshGraphs`; a dub keeps them for all its cues).
+or the next call (the next cue) starts wide again. One graph is alive at a time; at most
+MAX_SWAPS swaps per call, then it stays wide.
 
 Dimensions: nv video frames (25 fps upstream), 478 landmarks (vision/topology.py), 3 coords.
 
@@ -52,7 +51,7 @@ DEFAULT_MAX_GAP = 5  # frames (0.2 s at 25 fps): longer gaps are not invented
 MOTION_FLOOR = 0.02  # aperture std / eye distance that counts as "not speaking" (jitter level)
 MIN_COVERAGE = 0.1  # face tracks seen in fewer of the face frames are spurious detections
 PROBE_FRAMES = 3  # frames in a row with exactly one face before narrowing to a one-face graph
-MAX_SWAPS = 6  # graph swaps per call (each restarts a graph and detects again, ~30 ms)
+MAX_SWAPS = 6  # graph swaps per call (each costs a graph build, ~50 ms)
 
 
 @dataclass(frozen=True)
@@ -279,43 +278,6 @@ def _face_mesh(max_faces: int):
     )
 
 
-class FaceMeshGraphs:
-    """Built FaceMesh graphs kept between `track_faces` calls, idle ones by face count. A call
-    takes one and resets it (a new run of the same graph: ~2 ms, and the same landmarks as a
-    fresh graph, tested) instead of building it (11-15 ms, its first frame 15 ms slower) and
-    closing it (3 ms); each cue of a dub takes a wide graph, then a one-face one (module doc).
-    Thread-safe (a graph is used by one call at a time); close() closes the idle graphs."""
-
-    def __init__(self) -> None:
-        self._idle: dict[int, list] = {}
-        self._lock = threading.Lock()
-
-    def take(self, faces: int):
-        """A graph for up to `faces` faces, at the start of a run. Call it inside
-        `_mediapipe_logs_to_debug()` together with the first `process` (see _face_mesh)."""
-        with self._lock:
-            idle = self._idle.get(faces)
-            graph = idle.pop() if idle else None
-        if graph is None:
-            return _face_mesh(faces)
-        graph.reset()
-        return graph
-
-    def give(self, faces: int, graph) -> None:
-        """Keep `graph` (taken for `faces` faces) for a later call."""
-        with self._lock:
-            self._idle.setdefault(faces, []).append(graph)
-
-    def close(self) -> None:
-        with self._lock:
-            graphs = [g for idle in self._idle.values() for g in idle]
-            self._idle.clear()
-        if graphs:
-            with _mediapipe_logs_to_debug():
-                for graph in graphs:
-                    graph.close()
-
-
 def _check_frame(frame, index: int, source: str, size: tuple[int, int] | None) -> np.ndarray:
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
         shape = getattr(frame, "shape", type(frame).__name__)
@@ -338,7 +300,6 @@ def track_faces(
     max_gap: int = DEFAULT_MAX_GAP,
     progress: Callable[[int], None] | None = None,
     source: str = "video",
-    graphs: FaceMeshGraphs | None = None,
 ) -> LandmarkTrack:
     """Track face landmarks over RGB frames (H, W, 3) uint8 -> the speaking face's track.
 
@@ -348,8 +309,6 @@ def track_faces(
     max_gap: longest run of missing frames that is interpolated.
     progress: called after each frame with the number of frames done.
     source: the name used in error messages (the video's path).
-    graphs: where FaceMesh graphs come from and go back to (a dub keeps one for all its cues);
-        None: built for this call and closed at its end.
     A clip without any face gives an all-NaN track (stats.rate == 0), not an error.
     """
     if max_faces < 1:
@@ -363,18 +322,17 @@ def track_faces(
     width = want = max_faces  # faces the current graph tracks / the next frame's graph should
     ones = swaps = 0  # frames in a row with exactly one face (wide graph); graph swaps so far
     may_narrow = max_faces > 1  # until a frame shows more than one face (module doc)
-    own = graphs is None
-    graphs = FaceMeshGraphs() if graphs is None else graphs
     try:
         for frame in frames:
             rgb = _check_frame(frame, nv, source, size)
             size = (rgb.shape[1], rgb.shape[0])
             if mesh is not None and want != width:
-                graphs.give(width, mesh)
+                with _mediapipe_logs_to_debug():
+                    mesh.close()
                 mesh, swaps = None, swaps + 1
             if mesh is None:
                 with _mediapipe_logs_to_debug():
-                    mesh, width = graphs.take(want), want
+                    mesh, width = _face_mesh(want), want
                     result = mesh.process(rgb)
             else:
                 result = mesh.process(rgb)
@@ -394,15 +352,10 @@ def track_faces(
                     want = 1
                 elif width == 1 and not faces:
                     want = max_faces
-        if mesh is not None:
-            graphs.give(width, mesh)
-            mesh = None
     finally:
-        if mesh is not None:  # stopped by an error: a graph in an unknown state is not kept
+        if mesh is not None:
             with _mediapipe_logs_to_debug():
                 mesh.close()
-        if own:
-            graphs.close()
     return _select(tracks, nv, size or (0, 0), face, max_gap, source)
 
 
