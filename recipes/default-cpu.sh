@@ -5,14 +5,15 @@
 #   bash recipes/default-cpu.sh [WORKDIR]        # WORKDIR defaults to ./runs/default
 #
 # Times on a 2-core CPU are in the README. Override the sizes with environment variables:
-# N (utterances), STEPS1 / STEPS2 (optimizer steps of stage 1 / 2), DEVICE (cpu | cuda).
+# N (utterances), STEPS1 / STEPS2 (optimizer steps of stage 1 / 2), DEVICE (cpu | cuda), CONFIG
+# (the recipe; recipes/small-cpu.toml rebuilds the previous default, DiT 256 x 5).
 set -euo pipefail
 WORK="${1:-runs/default}"
 N="${N:-5200}"
 STEPS1="${STEPS1:-450}"
 STEPS2="${STEPS2:-350}"
 DEVICE="${DEVICE:-cpu}"
-CONFIG="$(dirname "$0")/default-cpu.toml"
+CONFIG="${CONFIG:-$(dirname "$0")/default-cpu.toml}"
 mkdir -p "$WORK"
 
 # 1. SynthDub: N utterances (80/10/10 train/valid/test), 23 base voices, 5 of them test-only.
