@@ -249,3 +249,26 @@ def test_one_face_narrows_the_graph_without_changing_the_landmarks(photo, monkey
     built.clear()
     track_faces(two_faces(photo, 0.75, 1.1))
     assert built == [2]
+
+
+def test_landmark_array_reads_the_wire_format_and_falls_back():
+    """The fast path (serialized bytes) gives exactly the attribute values, zeros and negative
+    values included; a list with another layout (visibility set, a coordinate missing) is read
+    attribute by attribute."""
+    from mediapipe.framework.formats import landmark_pb2
+
+    from dubcli.vision.landmarks import landmark_array
+
+    rng = np.random.default_rng(0)
+    xyz = rng.normal(size=(478, 3)).astype(np.float32)
+    xyz[5] = 0.0
+    lst = landmark_pb2.NormalizedLandmarkList()
+    for x, y, z in xyz:
+        lst.landmark.add(x=x, y=y, z=z)
+    assert np.array_equal(landmark_array(lst), xyz)
+    lst.landmark[7].visibility = 0.9  # 5 bytes more on one landmark
+    assert np.array_equal(landmark_array(lst), xyz)
+    partial = landmark_pb2.NormalizedLandmarkList()
+    partial.landmark.add(x=0.5, y=0.25)
+    assert np.array_equal(landmark_array(partial), [[0.5, 0.25, 0.0]])
+    assert landmark_array(landmark_pb2.NormalizedLandmarkList()).shape == (0, 3)
