@@ -116,15 +116,18 @@ def duck_gain(
     floor = 10 ** (depth_db / 20)
     duck = np.zeros(b1 - b0, np.float32)  # 0 = no ducking, 1 = full
     atk, rel = int(ATTACK_S * rate), int(RELEASE_S * rate)
-    t = np.arange(b0, b1)
     for s, e in intervals:
-        if e + rel <= b0 or s - atk >= b1:
+        # the envelope is 0 outside [s - atk, e + rel]: compute it on that part of the block
+        # only (a 10 s block holds several cues' intervals)
+        lo, hi = max(b0, s - atk), min(b1, e + rel)
+        if lo >= hi:
             continue
+        t = np.arange(lo, hi)
         ramp_in = np.clip((t - (s - atk)) / max(atk, 1), 0, 1)
         ramp_out = np.clip(((e + rel) - t) / max(rel, 1), 0, 1)
         shape = np.minimum(ramp_in, ramp_out)
         shape = 0.5 - 0.5 * np.cos(np.pi * shape)  # raised cosine: no corners in the envelope
-        duck = np.maximum(duck, shape.astype(np.float32))
+        np.maximum(duck[lo - b0 : hi - b0], shape.astype(np.float32), out=duck[lo - b0 : hi - b0])
     return 1.0 - (1.0 - floor) * duck
 
 
