@@ -82,7 +82,6 @@ class CueDecoder:
 
     def frames(self, start: float, end: float) -> tuple[float, Iterator[np.ndarray]]:
         """(time of the first frame, frames (H, W, 3) uint8) of [start, end) on the grid."""
-
         first, count = grid_range(start, end)
         return first / VIDEO_FPS, _decode(self.video, self.size, first, first + count)
 
@@ -118,7 +117,9 @@ class SpanDecoder:
         self._stream: Iterator[np.ndarray] | None = None
         self._span = -1  # index of the span being read
         self._next = 0  # grid frame the stream gives next
-        self._kept: collections.deque[tuple[int, np.ndarray]] = collections.deque(maxlen=None)
+        self._kept: collections.deque[tuple[int, np.ndarray]] = collections.deque(
+            maxlen=self._keep or None
+        )  # the last frames read, as (grid frame, frame)
 
     def frames(self, start: float, end: float) -> tuple[float, Iterator[np.ndarray]]:
         """(time of the first frame, frames (H, W, 3) uint8) of [start, end) on the grid. The
@@ -159,8 +160,6 @@ class SpanDecoder:
             index, self._next = self._next, self._next + 1
             if self._keep:
                 self._kept.append((index, frame))
-                while len(self._kept) > self._keep:
-                    self._kept.popleft()
             if index >= first:
                 yield frame
 
