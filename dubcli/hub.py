@@ -58,7 +58,7 @@ class RegistryEntry:
     name: str
     source: str  # path relative to the registry file, or hf://org/repo[@rev]/file.safetensors
     sha256: str  # lowercase hex of the file's bytes
-    description: str  # one short line for `dubcli models`
+    description: str  # one short line saying what the model is
     config: str | None  # informational: the model config preset (tiny|small|paper)
     default: bool  # whether this is the registry's `default`
 
@@ -95,7 +95,7 @@ def sha256_file(path: str | os.PathLike, *, chunk_size: int = 1 << 20) -> str:
 
 
 def list_registry(registry_path: str | os.PathLike | None = None) -> list[RegistryEntry]:
-    """All registry entries in file order (for `dubcli models`)."""
+    """All registry entries in file order."""
     _, entries = _load_registry(Path(registry_path or registry_file()))
     return list(entries.values())
 
