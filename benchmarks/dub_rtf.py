@@ -10,8 +10,9 @@ Peak memory against input length (1 vs 20 minutes): benchmarks/dub_speed.py --sk
 The clip: examples/clip.mp4 (5.45 s, 3 cues) looped 11 times = 60 s, 33 cues, its subtitles
 shifted per loop; voice examples/voice.wav; default model, NFE 8 (`--nfe 8 4`: a row per
 value; `--checkpoint` another model). Every dub runs in a fresh interpreter (imports and model
-load count), with --force, and reports the report's per-stage seconds, the wall time, start-up (process start to the first cue's work: imports + plan +
-voices, which holds the engine's load) and peak RSS (ru_maxrss of that process). `--compare
+load count), with --force, and reports the report's per-stage seconds, the wall time, start-up
+(process start to the first cue's work: imports + plan + voices, which holds the engine's load)
+and peak RSS (ru_maxrss of that process). `--compare
 TREE` runs the same children with PYTHONPATH=TREE too, alternating, so two code versions are
 measured back to back on the same (possibly loaded) machine. `--contended` runs each dub again
 next to `python -c "while True: pass"`. Token generation per second of speech: the sum of the

@@ -54,6 +54,7 @@ from dubcli.fsutil import (  # the shared cache dir (re-exported)
     CACHE_ENV,
     atomic_path,
     cache_dir,
+    write_error,
 )
 from dubcli.text.phonemes import (
     SILENCE,
@@ -208,11 +209,9 @@ def load_lexicon(root: Path | None = None) -> Lexicon:
                 db.executemany("INSERT INTO prons VALUES (?, ?)",
                                sorted((w, "|".join(p)) for w, p in prons.items()))  # fmt: skip
                 db.commit()
-    except OutputError as exc:
-        raise OutputError(f"{exc}; set {CACHE_ENV} to a writable folder") from exc
-    except (OSError, sqlite3.Error) as exc:
-        raise OutputError(f"{path}: cannot be written ({exc}); set {CACHE_ENV} to a writable "
-                          "folder") from exc  # fmt: skip
+    except (OutputError, OSError, sqlite3.Error) as exc:
+        error = exc if isinstance(exc, OutputError) else write_error(path, exc)
+        raise OutputError(f"{error}; set {CACHE_ENV} to a writable folder") from exc
     for old in root.glob("cmudict-*.marshal"):  # the table's former format
         old.unlink(missing_ok=True)
     return Lexicon(path)

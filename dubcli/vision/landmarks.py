@@ -294,7 +294,8 @@ def landmark_array(landmarks) -> np.ndarray:
     if n and raw.size == 17 * n:
         rows = raw.reshape(n, 17)
         if (rows[:, :3] == _WIRE_HEAD).all() and (rows[:, [7, 12]] == _WIRE_TAGS).all():
-            return rows[:, _WIRE_FLOATS].copy().view("<f4").astype(np.float32).reshape(n, 3)
+            xyz = np.ascontiguousarray(rows[:, _WIRE_FLOATS])  # (n, 12) bytes, C order
+            return xyz.view("<f4").astype(np.float32, copy=False).reshape(n, 3)
     return np.array([(p.x, p.y, p.z) for p in landmarks.landmark], dtype=np.float32).reshape(n, 3)
 
 
