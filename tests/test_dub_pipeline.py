@@ -202,7 +202,9 @@ def test_duck_with_the_videos_own_voice(clip):
 def test_cues_prepared_on_parallel_threads_equal_one_at_a_time(clip, monkeypatch):
     """Cue preparation (decode, FaceMesh, features) runs ahead of the engine on threads
     (cuework.run_cues); two cues tracked at once give the same cues, word for word and sample
-    for sample, as one thread does."""
+    for sample, as one thread does. Only the landmarks may differ, by FaceMesh's jitter: one
+    thread keeps its tracker from cue to cue, two track each cue from a detection
+    (landmarks.FaceTracker), so the lip-sync estimate moves in its last digits."""
     from dubcli.dubbing import cuework
 
     root, video, subs, ref = clip
@@ -215,7 +217,11 @@ def test_cues_prepared_on_parallel_threads_equal_one_at_a_time(clip, monkeypatch
                 for c in res.report.to_json()["cues"]]  # fmt: skip
         got[threads] = cues, sf.read(res.outputs.wav)[0]
         assert set(res.report.timings) >= {"decode", "landmarks", "cue wait", "engine"}
-    assert got[1][0] == got[2][0]
+    for one, two in zip(got[1][0], got[2][0], strict=True):
+        s1, s2 = one.pop("sync"), two.pop("sync")
+        assert one == two
+        assert s1["offset_s"] == pytest.approx(s2["offset_s"], abs=0.04)  # a frame
+        assert s1["confidence"] == pytest.approx(s2["confidence"], abs=0.05)
     assert np.array_equal(got[1][1], got[2][1])
 
 

@@ -37,6 +37,7 @@ from dubcli.engines.base import CueJob, Engine, uses_all_cores
 from dubcli.engines.sync import sync_estimate
 from dubcli.fsutil import atomic_path
 from dubcli.timing import SAMPLE_RATE, Timer, frames_for_seconds
+from dubcli.vision.landmarks import FaceTracker, track_faces
 
 log = get_logger(__name__)
 
@@ -205,14 +206,15 @@ def prepare_cue(
     config: DubConfig,
     timers: Timers,
     decoder: CueDecoder | SpanDecoder,
+    tracker: FaceTracker | None = None,
     stop: threading.Event | None = None,
 ) -> PreparedCue:
     """Frames -> landmarks -> features -> the engine's job for one cue. bounds: (lo, hi)
     seconds a widened window stays within; config: the run's seed, nfe and widen_to_lips;
-    decoder: where the frames come from (cueframes); stop: when set (the run stopped), the
-    frames stop coming and Cancelled is raised."""
+    decoder: where the frames come from (cueframes); tracker: the FaceMesh graphs that
+    tracked the cue before this one (None: graphs of the cue's own); stop: when set (the run
+    stopped), the frames stop coming and Cancelled is raised."""
     from dubcli.vision.features import mouth_aperture, visual_features
-    from dubcli.vision.landmarks import track_faces
 
     lo, hi = bounds
     seed, nfe, widen = config.seed, config.nfe, config.widen_to_lips
@@ -222,7 +224,9 @@ def prepare_cue(
         frames = _until(stop, frames)
     decode = Timers()  # this cue's: other threads prepare other cues meanwhile
     with _quiet_logger("dubcli.vision.landmarks"):  # "no face" per cue: one summary line instead
-        track = track_faces(decode.timed("decode", frames), source=f"{video} (cue {window.index})")
+        track = (tracker.track if tracker is not None else track_faces)(
+            decode.timed("decode", frames), source=f"{video} (cue {window.index})"
+        )
     decode_s = decode.seconds.get("decode", 0.0)
     timers.add("decode", decode_s)
     timers.add("landmarks", time.perf_counter() - t - decode_s)
@@ -370,6 +374,8 @@ def run_cues(
     threads = prepare_threads(engine, config.widen_to_lips)
     pool = ThreadPoolExecutor(threads, thread_name_prefix="dubcli-prepare") if threads > 1 else None
     decoder = frame_decoder(video, info, windows, widen=config.widen_to_lips, threads=threads)
+    # one thread prepares the cues in order: one tracker follows the face from cue to cue
+    tracker = FaceTracker() if pool is None else None
 
     def produce(stop):
         """(position, cached record or None, PreparedCue or its Future or None) in window
@@ -385,7 +391,8 @@ def run_cues(
                 continue
             hi = windows[i + 1].start if i + 1 < len(windows) else info.duration
             kwargs = dict(bounds=(lo, hi), voice=voices.for_speaker(window.speaker),
-                          config=config, timers=timers, decoder=decoder, stop=stop)  # fmt: skip
+                          config=config, timers=timers, decoder=decoder, tracker=tracker,
+                          stop=stop)  # fmt: skip
             if pool is not None:  # not widened (prepare_threads): lo is not needed
                 yield i, None, pool.submit(prepare_cue, video, info, window, **kwargs)
                 continue
@@ -436,6 +443,8 @@ def run_cues(
         if pool is not None:  # the read-ahead set `stop`: running preparations end at a frame
             pool.shutdown(wait=True, cancel_futures=True)
         decoder.close()  # after the read-ahead thread (its only reader) has ended
+        if tracker is not None:
+            tracker.close()
     while nxt in ready:
         yield (nxt, *ready.pop(nxt))
         nxt += 1

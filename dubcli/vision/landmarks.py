@@ -6,14 +6,24 @@ or fewer faces than `max_faces` are tracked, and landmarks of the last frame see
 
 Narrowing: with max_faces 2 and one face in the picture, the detector would run on every frame
 looking for the second face (~40% of the per-frame cost). So once PROBE_FRAMES frames in a row
-show exactly one face (and none so far showed more), the graph is swapped for a one-face graph,
-which only detects again when it loses that face; a frame where it finds no face (a cut, the
-face leaving) swaps back to the wide graph. The landmarks barely change: the one-face graph
-starts from a detection, as a new cue does (0.67 px median on the swap frame in the tests),
-then seeds each frame from the last one's landmarks as the wide graph does. What it gives up: a
-second face that walks into a one-face shot is not seen until the one-face graph loses its face
-or the next call (the next cue) starts wide again. One graph is alive at a time; at most
-MAX_SWAPS swaps per call, then it stays wide.
+show exactly one face (and none so far showed more), tracking moves to a one-face graph, which
+only detects again when it loses that face; a frame where it finds no face (a cut, the face
+leaving) moves back to the wide graph. The landmarks barely change: a new one-face graph starts
+from a detection (0.67 px median on the swap frame in the tests), then seeds each frame from the
+last one's landmarks as the wide graph does. What it gives up: a second face that walks into a
+one-face shot is not seen until the one-face graph loses its face or the next call (the next
+cue) starts wide again. At most MAX_SWAPS moves per call, then it stays where it is.
+
+Continuing (`FaceTracker`): both graphs stay open from one call to the next (the dub's cues),
+and each carries its tracking state over: a cue's first frame is seeded by the landmarks of the
+last frame that graph saw (an earlier cue's), and the graph detects again only when the face is
+not found there (FaceMesh's own test: its face-presence score). Building the graphs and
+restarting detection for every cue cost ~0.1 s a cue (measured: 33 cues of the 60 s benchmark
+clip tracked alone, 11.4-12.2 s a graph pair per cue, 8.8-9.0 s one continuous track). So a
+cue's landmarks depend on the cues tracked before it by the same tracker: fixed for a run that
+tracks its cues in order on one thread, not across a resume (a resumed run starts from a
+detection at its first cue left; the tracks then differ by FaceMesh's jitter, a few tenths of
+a pixel) nor across threads; `track_faces` is one call on a fresh tracker.
 
 Dimensions: nv video frames (25 fps upstream), 478 landmarks (vision/topology.py), 3 coords.
 
@@ -51,7 +61,8 @@ DEFAULT_MAX_GAP = 5  # frames (0.2 s at 25 fps): longer gaps are not invented
 MOTION_FLOOR = 0.02  # aperture std / eye distance that counts as "not speaking" (jitter level)
 MIN_COVERAGE = 0.1  # face tracks seen in fewer of the face frames are spurious detections
 PROBE_FRAMES = 3  # frames in a row with exactly one face before narrowing to a one-face graph
-MAX_SWAPS = 6  # graph swaps per call (each costs a graph build, ~50 ms)
+MAX_SWAPS = 6  # moves between the wide and the one-face graph per call
+RESEED_EYES = 0.5  # a kept one-face graph restarts from a detection when the face moved further
 
 
 @dataclass(frozen=True)
@@ -190,6 +201,12 @@ class _FaceTrack:
         return coverage * float(np.median(self.eye_dist)) * (motion + MOTION_FLOOR)
 
 
+def _centre_and_eye(pts: np.ndarray) -> tuple[np.ndarray, float]:
+    """A face's landmark centroid (x, y) and outer eye-corner distance (>= 1e-3) in pixels."""
+    eye = float(np.linalg.norm(pts[topo.EYE_RIGHT_OUTER, :2] - pts[topo.EYE_LEFT_OUTER, :2]))
+    return pts[:, :2].mean(axis=0), max(eye, 1e-3)
+
+
 def _link(tracks: list[_FaceTrack], frame: int, faces: list[np.ndarray]) -> None:
     """Greedy nearest-centroid matching of this frame's faces to existing tracks. A face
     matches a track if their sizes agree within 2x and its centre lies within 1.5 eye
@@ -299,6 +316,13 @@ def landmark_array(landmarks) -> np.ndarray:
     return np.array([(p.x, p.y, p.z) for p in landmarks.landmark], dtype=np.float32).reshape(n, 3)
 
 
+def _faces(result, rgb: np.ndarray) -> list[np.ndarray]:
+    """A FaceMesh result's faces in pixels: (478, 3) each, z in x's pixel scale."""
+    h, w = rgb.shape[:2]
+    scale = np.array([w, h, w], dtype=np.float32)
+    return [landmark_array(lm) * scale for lm in (result.multi_face_landmarks or [])]
+
+
 def _check_frame(frame, index: int, source: str, size: tuple[int, int] | None) -> np.ndarray:
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
         shape = getattr(frame, "shape", type(frame).__name__)
@@ -322,7 +346,8 @@ def track_faces(
     progress: Callable[[int], None] | None = None,
     source: str = "video",
 ) -> LandmarkTrack:
-    """Track face landmarks over RGB frames (H, W, 3) uint8 -> the speaking face's track.
+    """Track face landmarks over RGB frames (H, W, 3) uint8 -> the speaking face's track,
+    starting from a face detection (a `FaceTracker` of its own, closed on return).
 
     face: None = the speaking face (see module doc); i = the i-th face from the left.
     max_faces: faces FaceMesh tracks at once (more costs detector runs while fewer are seen;
@@ -332,33 +357,72 @@ def track_faces(
     source: the name used in error messages (the video's path).
     A clip without any face gives an all-NaN track (stats.rate == 0), not an error.
     """
-    if max_faces < 1:
-        raise ValueError("max_faces must be >= 1")
-    if face is not None and face < 0:
-        raise InputError(f"{source}: face index must be >= 0, got {face}")
-    tracks: list[_FaceTrack] = []
-    size: tuple[int, int] | None = None
-    nv = 0  # frames read so far
-    mesh = None  # built on the next frame, so an empty stream costs nothing
-    width = want = max_faces  # faces the current graph tracks / the next frame's graph should
-    ones = swaps = 0  # frames in a row with exactly one face (wide graph); graph swaps so far
-    may_narrow = max_faces > 1  # until a frame shows more than one face (module doc)
-    try:
+    with FaceTracker(max_faces) as tracker:
+        return tracker.track(frames, face=face, max_gap=max_gap, progress=progress, source=source)
+
+
+class FaceTracker:
+    """FaceMesh graphs kept from one `track` call to the next (module doc: "Continuing").
+
+    One thread at a time; `close()` (or the `with` block) frees the graphs. Each call starts
+    on the wide graph, narrows as `track_faces` does, and gives a track of its own frames;
+    what carries over is each graph's tracking state (the last landmarks seed the next frame,
+    even across the frames between two calls) and the graphs themselves (no build, no
+    detection restart)."""
+
+    def __init__(self, max_faces: int = 2):
+        if max_faces < 1:
+            raise ValueError("max_faces must be >= 1")
+        self.max_faces = max_faces
+        self._graphs: dict[int, object] = {}  # faces tracked -> FaceMesh graph, built on use
+        self._last_one: np.ndarray | None = None  # the one-face graph's last face, if it had one
+        self._seen: dict[int, int] = {}  # faces tracked -> faces in that graph's last frame
+
+    def _graph(self, width: int, rgb: np.ndarray, first: bool) -> list[np.ndarray]:
+        """The faces the `width`-face graph finds in `rgb`, pixels (n, 478, 3). A graph is built,
+        with its first frame, inside the log redirect (MediaPipe's threads log while the graph's
+        calculators open). On a call's first frame, a kept graph that finds fewer faces than
+        it tracked in its last frame is restarted and given the frame again: its landmarks
+        seeded a crop the face has left (measured: a face that jumped 45 px between two calls
+        was missed in that frame), and a restarted graph detects, as a new one would."""
+        mesh = self._graphs.get(width)
+        if mesh is None:
+            with _mediapipe_logs_to_debug():
+                self._graphs[width] = mesh = _face_mesh(width)
+                faces = _faces(mesh.process(rgb), rgb)
+        else:
+            faces = _faces(mesh.process(rgb), rgb)
+            if first and len(faces) < self._seen.get(width, 0):
+                with _mediapipe_logs_to_debug():
+                    mesh.reset()
+                    faces = _faces(mesh.process(rgb), rgb)
+        self._seen[width] = len(faces)
+        return faces
+
+    def track(
+        self,
+        frames: Iterable[np.ndarray],
+        *,
+        face: int | None = None,
+        max_gap: int = DEFAULT_MAX_GAP,
+        progress: Callable[[int], None] | None = None,
+        source: str = "video",
+    ) -> LandmarkTrack:
+        """`frames` -> the speaking face's track (arguments as for `track_faces`)."""
+        if face is not None and face < 0:
+            raise InputError(f"{source}: face index must be >= 0, got {face}")
+        tracks: list[_FaceTrack] = []
+        size: tuple[int, int] | None = None
+        nv = 0  # frames read so far
+        width = self.max_faces  # faces the graph of the next frame tracks
+        ones = swaps = 0  # frames in a row with exactly one face (wide graph); swaps so far
+        may_narrow = width > 1  # until a frame shows more than one face (module doc)
         for frame in frames:
             rgb = _check_frame(frame, nv, source, size)
             size = (rgb.shape[1], rgb.shape[0])
-            if mesh is not None and want != width:
-                with _mediapipe_logs_to_debug():
-                    mesh.close()
-                mesh, swaps = None, swaps + 1
-            if mesh is None:
-                with _mediapipe_logs_to_debug():
-                    mesh, width = _face_mesh(want), want
-                    result = mesh.process(rgb)
-            else:
-                result = mesh.process(rgb)
-            scale = np.array([size[0], size[1], size[0]], dtype=np.float32)
-            faces = [landmark_array(lm) * scale for lm in (result.multi_face_landmarks or [])]
+            faces = self._graph(width, rgb, first=nv == 0)
+            if width == 1:
+                self._last_one = faces[0] if faces else None
             _link(tracks, nv, faces)
             nv += 1
             if progress is not None:
@@ -367,14 +431,40 @@ def track_faces(
             ones = ones + 1 if len(faces) == 1 and width > 1 else 0
             if swaps < MAX_SWAPS and may_narrow:
                 if width > 1 and ones >= PROBE_FRAMES:
-                    want = 1
+                    width, swaps = 1, swaps + 1
+                    self._reseed_if_moved(faces[0])
                 elif width == 1 and not faces:
-                    want = max_faces
-    finally:
-        if mesh is not None:
+                    width, swaps = self.max_faces, swaps + 1
+        return _select(tracks, nv, size or (0, 0), face, max_gap, source)
+
+    def _reseed_if_moved(self, face: np.ndarray) -> None:
+        """Restart the one-face graph (its next frame starts from a detection, as a new graph's
+        would) when the face it last tracked is more than RESEED_EYES eye distances from
+        `face` or of another size: its landmarks would seed a crop off the face, and FaceMesh
+        would miss the face in that frame (measured: a jump of 45 px between two calls, eye
+        distance ~50 px, cost one frame)."""
+        last, mesh = self._last_one, self._graphs.get(1)
+        if last is None or mesh is None:
+            return  # no graph yet, or it lost its face: it detects anyway
+        c0, e0 = _centre_and_eye(last)
+        c1, e1 = _centre_and_eye(face)
+        if np.linalg.norm(c1 - c0) > RESEED_EYES * e1 or not 0.8 < e1 / e0 < 1.25:
             with _mediapipe_logs_to_debug():
-                mesh.close()
-    return _select(tracks, nv, size or (0, 0), face, max_gap, source)
+                mesh.reset()
+            self._last_one = None
+
+    def close(self) -> None:
+        graphs, self._graphs = list(self._graphs.values()), {}
+        if graphs:
+            with _mediapipe_logs_to_debug():
+                for mesh in graphs:
+                    mesh.close()
+
+    def __enter__(self) -> FaceTracker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _select(
