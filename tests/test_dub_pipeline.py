@@ -199,38 +199,78 @@ def test_duck_with_the_videos_own_voice(clip):
         assert c["window"][0] <= c["cue"][0] and c["window"][1] >= c["cue"][1]  # only widened
 
 
-def test_cues_prepared_on_parallel_threads_equal_one_at_a_time(clip, monkeypatch):
-    """Cue preparation (decode, FaceMesh, features) runs ahead of the engine on threads
-    (cuework.run_cues); two cues tracked at once give the same cues, word for word and sample
-    for sample, as one thread does. Only the landmarks may differ, by FaceMesh's jitter: one
-    thread keeps its tracker from cue to cue, two track each cue from a detection
-    (landmarks.FaceTracker), so the lip-sync estimate moves in its last digits."""
-    from dubcli.dubbing import cuework
-
+def _dub_cues(clip, out, **kw):
+    """(cue records without model_seconds, output samples, timings) of a dub of `clip`."""
     root, video, subs, ref = clip
-    got = {}
-    for threads in (1, 2):
-        monkeypatch.setattr(cuework, "prepare_threads", lambda engine, widen, n=threads: n)
-        res = dub_video(video, subs, refs=[str(ref)], out_dir=root / f"threads{threads}",
-                        background="drop")  # fmt: skip
-        cues = [{k: v for k, v in c.items() if k not in ("model_seconds",)}
-                for c in res.report.to_json()["cues"]]  # fmt: skip
-        got[threads] = cues, sf.read(res.outputs.wav)[0]
-        assert set(res.report.timings) >= {"decode", "landmarks", "cue wait", "engine"}
-    for one, two in zip(got[1][0], got[2][0], strict=True):
+    res = dub_video(video, subs, refs=[str(ref)], out_dir=root / out, background="drop", **kw)
+    cues = [{k: v for k, v in c.items() if k != "model_seconds"}
+            for c in res.report.to_json()["cues"]]  # fmt: skip
+    return cues, sf.read(res.outputs.wav)[0], res.report.timings
+
+
+def _same_but_jitter(a, b):
+    """Two dubs' cues agree word for word and sample for sample; only the lip-sync estimate may
+    move by FaceMesh's jitter (a kept tracker seeds a cue from the cue before it, a fresh one
+    from a detection: landmarks.FaceTracker)."""
+    for one, two in zip(a[0], b[0], strict=True):
+        one, two = dict(one), dict(two)
         s1, s2 = one.pop("sync"), two.pop("sync")
         assert one == two
         assert s1["offset_s"] == pytest.approx(s2["offset_s"], abs=0.04)  # a frame
         assert s1["confidence"] == pytest.approx(s2["confidence"], abs=0.05)
-    assert np.array_equal(got[1][1], got[2][1])
+    assert np.array_equal(a[1], b[1])
 
 
-def test_prepare_threads_follow_the_engine_and_widening():
-    from dubcli.dubbing.cuework import prepare_threads
+def test_cues_prepared_on_parallel_threads_equal_one_at_a_time(clip, monkeypatch):
+    """Overlapped schedule (schedule.py; the baseline engine): cues prepared ahead of the
+    engine on two threads give the cues one thread gives."""
+    from dubcli.dubbing import schedule
 
-    class AllCores:
-        uses_all_cores = True
+    got = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(schedule, "prepare_threads", lambda widen, n=threads: n)
+        got[threads] = _dub_cues(clip, f"threads{threads}")
+        assert set(got[threads][2]) >= {"decode", "landmarks", "cue wait", "engine"}
+    _same_but_jitter(got[1], got[2])
 
-    assert prepare_threads(AllCores(), widen=False) == 1  # the model on the CPU
-    assert prepare_threads(object(), widen=True) == 1  # widened windows bound each other
-    assert 1 <= prepare_threads(object(), widen=False) <= 4
+
+def test_alternating_schedule_gives_the_overlapped_ones_cues(clip, monkeypatch):
+    """Alternating schedule (an engine that keeps every core busy: chunks prepared on lanes,
+    then generated): with one lane or two, in chunks of two cues or one chunk, the cues are
+    those of the overlapped schedule; and a run resumed from a work folder holding some of its
+    cues gives the cues of a full run."""
+    from dubcli.dubbing import schedule
+
+    base = _dub_cues(clip, "overlapped")
+    monkeypatch.setattr(schedule, "uses_all_cores", lambda engine: True)
+    for lanes, chunk in ((1, 32), (2, 32), (2, 1)):
+        monkeypatch.setattr(schedule, "lanes", lambda widen, n=lanes: n)
+        monkeypatch.setattr(schedule, "CHUNK", chunk)
+        got = _dub_cues(clip, f"lanes{lanes}-{chunk}")
+        assert set(got[2]) >= {"decode", "landmarks", "cue wait", "engine"}
+        _same_but_jitter(base, got)
+    # resumed: killed at the mux, the first cue's file removed, run again (cue 2 read back)
+    root, video, subs, ref = clip
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(media, "mux_audio", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            _dub_cues(clip, "resumed")
+    cached = sorted((root / "resumed" / ".talk.dubwork").glob("cue*.npz"))
+    assert len(cached) == 2
+    cached[0].unlink()
+    _same_but_jitter(base, _dub_cues(clip, "resumed"))
+
+
+def test_schedule_parts_are_even_and_fixed_by_position():
+    from dubcli.dubbing.schedule import chunks, even_parts, lane_of, lanes, prepare_threads
+
+    assert even_parts(33, 32) == [17, 16] and even_parts(32, 16) == [16, 16]
+    assert even_parts(5, 16) == [5] and even_parts(0, 16) == []
+    assert [len(c) for c in chunks(70)] == [24, 23, 23]
+    part = range(32, 49)  # 17 cues
+    assert [lane_of(i, part, 2) for i in part] == [0] * 9 + [1] * 8
+    assert [lane_of(i, range(0, 3), 4) for i in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError):
+        lane_of(49, part, 2)
+    assert lanes(widen=True) == 1 and prepare_threads(widen=True) == 1  # windows bound each other
+    assert 1 <= lanes(widen=False) <= 4 and 1 <= prepare_threads(widen=False) <= 4

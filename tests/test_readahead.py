@@ -1,5 +1,5 @@
 """The read-ahead thread that prepares cues beside the engine (dubbing/readahead.py) and the
-engine groups it feeds (cuework.group_sizes)."""
+engine groups it feeds (schedule.group_sizes)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from dubcli.dubbing.cuework import ENGINE_GROUP, FIRST_GROUP, group_sizes
+from dubcli.dubbing.schedule import ENGINE_GROUP, FIRST_GROUP, group_sizes
 from dubcli.dubbing.readahead import ReadAhead
 
 

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -29,11 +28,10 @@ from dubcli.console import get_logger
 from dubcli.dubbing.config import DubConfig
 from dubcli.dubbing.cueframes import CueDecoder, SpanDecoder
 from dubcli.dubbing.loudness import integrated_loudness
-from dubcli.dubbing.loudness import preload as preload_loudness
 from dubcli.dubbing.plan import MAX_WIDEN, CueWindow, lip_activity, widen_to_activity
 from dubcli.dubbing.report import CueRecord
 from dubcli.dubbing.voices import Voice
-from dubcli.engines.base import CueJob, Engine, uses_all_cores
+from dubcli.engines.base import CueJob, Engine
 from dubcli.engines.sync import sync_estimate
 from dubcli.fsutil import atomic_path
 from dubcli.timing import SAMPLE_RATE, Timer, frames_for_seconds
@@ -323,128 +321,3 @@ def finish_cue(
         notes=(*cue.notes, *audio.notes),
     )
     return window, wav, record
-
-
-ENGINE_GROUP = 16  # cues per engine call, at most (bounds memory: features + audio)
-FIRST_GROUP = 2  # the first call's cues: the engine starts while the next ones are prepared
-READ_AHEAD = 2 * ENGINE_GROUP  # prepared cues waiting for the engine, at most
-
-
-def group_sizes(n: int) -> list[int]:
-    """How `n` cues to prepare are cut into engine calls: FIRST_GROUP, then twice the last
-    group's size up to ENGINE_GROUP (2, 4, 8, 16, 16, ...). The engine starts after two cues,
-    and each group is prepared while the engine generates the one before it (a cue takes the
-    model longer than its frames take FaceMesh). Fixed by the count alone (never by how fast
-    preparation went), so a run's batches, and so its float rounding, are the same every time."""
-    sizes, left = [], n
-    while left > 0:
-        sizes.append(min(left, FIRST_GROUP if not sizes else min(2 * sizes[-1], ENGINE_GROUP)))
-        left -= sizes[-1]
-    return sizes
-
-
-def prepare_threads(engine: Engine, widen: bool) -> int:
-    """Cues prepared at once: one per core, up to 4 (each holds a FaceMesh graph and an ffmpeg
-    decoder); one when the engine keeps every core busy itself (measured on 2 cores: more
-    threads slowed the model more than they gained) or with --widen-to-lips (a widened
-    window's end bounds the next window)."""
-    if widen or uses_all_cores(engine):
-        return 1
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-def run_cues(
-    video: Path, info, windows: list[CueWindow], work: Path, *, voices, engine: Engine,
-    config: DubConfig, timers: Timers, video_id: str,
-) -> Iterator[tuple[int, CueRecord, Path, bool]]:  # fmt: skip
-    """Every window's cue, in order, as (position, record, cached path, reused): a cue finished
-    by an earlier run is read back; the others are prepared (frames -> landmarks -> features)
-    ahead, on other threads, while the engine works on the cues before them, go to the engine
-    in the groups `group_sizes` gives (engines.base.synthesize_many), and are saved as they
-    finish. Windows are prepared prepare_threads() at a time."""
-    from concurrent.futures import Future, ThreadPoolExecutor
-
-    from dubcli.dubbing.readahead import ReadAhead, wait_for
-    from dubcli.engines.base import synthesize_many
-    from dubcli.errors import raise_if_interrupted
-
-    keys = [cue_key(w, voices.for_speaker(w.speaker), engine, seed=config.seed, nfe=config.nfe,
-                    widen=config.widen_to_lips, video_id=video_id) for w in windows]  # fmt: skip
-    paths = [cached_path(work, w.index, k) for w, k in zip(windows, keys, strict=True)]
-    threads = prepare_threads(engine, config.widen_to_lips)
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="dubcli-prepare") if threads > 1 else None
-    decoder = frame_decoder(video, info, windows, widen=config.widen_to_lips, threads=threads)
-    # one thread prepares the cues in order: one tracker follows the face from cue to cue
-    tracker = FaceTracker() if pool is None else None
-
-    def produce(stop):
-        """(position, cached record or None, PreparedCue or its Future or None) in window
-        order, on the read-ahead thread."""
-        lo = 0.0
-        for i, window in enumerate(windows):
-            if stop.is_set():
-                return
-            cached = load_cached(paths[i])
-            if cached is not None:
-                lo = cached[1].window[1]
-                yield i, cached[1], None
-                continue
-            hi = windows[i + 1].start if i + 1 < len(windows) else info.duration
-            kwargs = dict(bounds=(lo, hi), voice=voices.for_speaker(window.speaker),
-                          config=config, timers=timers, decoder=decoder, tracker=tracker,
-                          stop=stop)  # fmt: skip
-            if pool is not None:  # not widened (prepare_threads): lo is not needed
-                yield i, None, pool.submit(prepare_cue, video, info, window, **kwargs)
-                continue
-            cue = prepare_cue(video, info, window, **kwargs)
-            lo = round(cue.window.end, 3)  # what the record says, as for a cached cue
-            yield i, None, cue
-
-    def resolved(items):
-        for i, record, cue in items:
-            yield i, record, wait_for(cue) if isinstance(cue, Future) else cue
-
-    todo = sum(1 for p in paths if not p.exists())  # a guess for the groups: unreadable = todo
-    sizes = group_sizes(todo)
-    pending: list[tuple[int, PreparedCue]] = []
-    ready: dict[int, tuple[CueRecord, Path, bool]] = {}
-    nxt = 0
-
-    def flush():
-        with timers.stage("engine"):
-            audios = synthesize_many(engine, [c.job for _, c in pending])
-        for (k, cue), audio in zip(pending, audios, strict=True):
-            _, wav, record = finish_cue(cue, audio, engine.name)
-            save_cached(paths[k], wav, record)
-            ready[k] = (record, paths[k], False)
-        pending.clear()
-        if sizes:
-            sizes.pop(0)
-
-    try:
-        with ReadAhead(produce, depth=READ_AHEAD, name="dubcli-read-ahead") as prepared:
-            if todo:
-                preload_loudness()  # while the first cues are prepared (finish_cue needs it)
-            # "cue wait": the engine's idle time, waiting for the next prepared cue
-            for i, record, cue in timers.timed("cue wait", resolved(prepared)):
-                raise_if_interrupted()
-                if cue is None:
-                    ready[i] = (record, paths[i], True)
-                else:
-                    pending.append((i, cue))
-                    if len(pending) >= (sizes[0] if sizes else ENGINE_GROUP):
-                        flush()
-                while nxt in ready:
-                    yield (nxt, *ready.pop(nxt))
-                    nxt += 1
-            if pending:
-                flush()
-    finally:
-        if pool is not None:  # the read-ahead set `stop`: running preparations end at a frame
-            pool.shutdown(wait=True, cancel_futures=True)
-        decoder.close()  # after the read-ahead thread (its only reader) has ended
-        if tracker is not None:
-            tracker.close()
-    while nxt in ready:
-        yield (nxt, *ready.pop(nxt))
-        nxt += 1

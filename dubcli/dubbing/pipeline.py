@@ -244,7 +244,7 @@ class DubJob:
     outputs: DubOutputs
     config: DubConfig  # with the engine chosen
     timers: Timers  # seconds per stage, accumulated over the run (stages overlap: cues are
-    # prepared beside the engine, cuework.run_cues)
+    # prepared beside the engine, schedule.run_cues)
     progress: Progress | None = None
     started: float = field(default_factory=time.perf_counter)  # the run's start (perf_counter)
 
@@ -349,7 +349,7 @@ def _engine_and_voices(job: DubJob, warnings: list[str]):
 def _dub_cues(job: DubJob, engine, voices) -> tuple[list[CueRecord], dict[int, Path]]:
     """Every cue's speech, from the work folder when an unfinished run left it there; returns
     the records and the cached file of each cue."""
-    from dubcli.dubbing import cuework
+    from dubcli.dubbing import schedule
     from dubcli.fsutil import write_error
 
     video, work, config = job.video, job.outputs.work, job.config
@@ -360,7 +360,7 @@ def _dub_cues(job: DubJob, engine, voices) -> tuple[list[CueRecord], dict[int, P
     video_id = f"{video.resolve()}:{video.stat().st_size}:{video.stat().st_mtime_ns}"
     records, paths, reused = [], {}, 0
     windows = list(job.plan.windows)
-    cues = cuework.run_cues(video, job.info, windows, work, voices=voices, engine=engine,
+    cues = schedule.run_cues(video, job.info, windows, work, voices=voices, engine=engine,
                             config=config, timers=job.timers, video_id=video_id)  # fmt: skip
     with contextlib.closing(cues):  # an error here stops its preparing threads at once
         for i, record, path, was_cached in cues:
