@@ -236,13 +236,15 @@ def test_cues_prepared_on_parallel_threads_equal_one_at_a_time(clip, monkeypatch
 
 def test_alternating_schedule_gives_the_overlapped_ones_cues(clip, monkeypatch):
     """Alternating schedule (an engine that keeps every core busy: chunks prepared on lanes,
-    then generated): with one lane or two, in chunks of two cues or one chunk, the cues are
-    those of the overlapped schedule; and a run resumed from a work folder holding some of its
+    then generated): with one lane or two, in chunks of one cue or one chunk, widened or not,
+    the cues are those of the overlapped schedule; and a run resumed from a work folder holding some of its
     cues gives the cues of a full run."""
     from dubcli.dubbing import schedule
 
     base = _dub_cues(clip, "overlapped")
+    widened = _dub_cues(clip, "overlapped-widened", widen_to_lips=True)
     monkeypatch.setattr(schedule, "uses_all_cores", lambda engine: True)
+    _same_but_jitter(widened, _dub_cues(clip, "alternating-widened", widen_to_lips=True))
     for lanes, chunk in ((1, 32), (2, 32), (2, 1)):
         monkeypatch.setattr(schedule, "lanes", lambda widen, n=lanes: n)
         monkeypatch.setattr(schedule, "CHUNK", chunk)

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from dubcli.dubbing.schedule import ENGINE_GROUP, FIRST_GROUP, group_sizes
 from dubcli.dubbing.readahead import ReadAhead
+from dubcli.dubbing.schedule import ENGINE_GROUP, FIRST_GROUP, group_sizes
 
 
 def test_items_come_in_order_and_the_producer_runs_ahead():

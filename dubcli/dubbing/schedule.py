@@ -154,22 +154,22 @@ def _alternating(video, info, windows, paths, *, voices, engine, config, timers)
     trackers = [FaceTracker() for _ in range(k)]
     stop = threading.Event()
     pool = ThreadPoolExecutor(k, thread_name_prefix="dubcli-prepare")
-    lo = 0.0  # with one lane (widened windows): where the previous cue's window ended
+    # where each cue's final window ends: a widened window starts after the one before it
+    # (one lane then, so the cue before is always done: read back, or prepared just before)
+    ends: dict[int, float] = {}
 
     def prepare(x: int, todo: list[int]) -> list[tuple[int, PreparedCue]]:
         """Lane x's cues of a chunk, in order (on a pool thread)."""
-        nonlocal lo
         out = []
         for i in todo:
             if lane[i] != x:
                 continue
             hi = windows[i + 1].start if i + 1 < n else info.duration
-            cue = prepare_cue(video, info, windows[i], bounds=(lo, hi),
+            cue = prepare_cue(video, info, windows[i], bounds=(ends.get(i - 1, 0.0), hi),
                               voice=voices.for_speaker(windows[i].speaker), config=config,
                               timers=timers, decoder=decoders[x], tracker=trackers[x],
                               stop=stop)  # fmt: skip
-            if k == 1:
-                lo = round(cue.window.end, 3)  # what the record says, as for a cached cue
+            ends[i] = round(cue.window.end, 3)  # what the record says, as for a cached cue
             out.append((i, cue))
         return out
 
@@ -185,8 +185,7 @@ def _alternating(video, info, windows, paths, *, voices, engine, config, timers)
                     todo.append(i)
                 else:
                     done[i] = (cached[1], paths[i], True)
-                    if k == 1:
-                        lo = cached[1].window[1]
+                    ends[i] = cached[1].window[1]
             prepared: list[tuple[int, PreparedCue]] = []
             if todo:
                 with timers.stage("cue wait"):  # the engine's idle time: the chunk's preparation
