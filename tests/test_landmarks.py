@@ -217,12 +217,10 @@ def test_missing_mediapipe_is_a_dependency_error(monkeypatch):
     with pytest.raises(DependencyError, match="pip install mediapipe==0.10.21"):
         track_faces([np.zeros((H, W, 3), np.uint8)])
     assert track_faces([]).n_frames == 0  # no frame, no graph, no import
-    from dubcli.dubbing.pipeline import _preload_cue_stage
     from dubcli.vision.landmarks import preload
 
     with pytest.raises(DependencyError, match="pip install mediapipe==0.10.21"):
         preload()
-    _preload_cue_stage()  # the dub's warm-up thread leaves the error to the real use
 
 
 def test_one_face_narrows_the_graph_without_changing_the_landmarks(photo, monkeypatch):

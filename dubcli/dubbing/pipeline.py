@@ -41,7 +41,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -254,20 +253,6 @@ class DubJob:
             self.progress(stage, done, total)
 
 
-def _preload_cue_stage() -> None:
-    """Import what the cues' work needs (FaceMesh 0.8-1.2 s, the loudness filter's scipy 1-1.8
-    s: vision.landmarks.preload, loudness.preload) on a thread while the main thread loads the
-    engine and the voices; a failure is left for the real use to report."""
-    from dubcli.dubbing.loudness import preload as preload_loudness
-    from dubcli.vision.landmarks import preload as preload_landmarks
-
-    for preload in (preload_landmarks, preload_loudness):
-        try:
-            preload()
-        except Exception:  # noqa: BLE001 - the cue stage raises it with its own message
-            log.debug("preload %s failed", preload.__module__, exc_info=True)
-
-
 def run_dub(job: DubJob, *, identity: dict | None = None, redo: Sequence[str] = ()) -> DubReport:
     """Everything after planning: voices, cues, timeline, mix, outputs; returns the report
     (also written to outputs.report). identity: what outputs.run_identity recorded for this run;
@@ -278,7 +263,6 @@ def run_dub(job: DubJob, *, identity: dict | None = None, redo: Sequence[str] = 
     from dubcli.fsutil import is_write_error, write_error
 
     warnings = list(job.plan.warnings)
-    threading.Thread(target=_preload_cue_stage, name="dubcli-preload", daemon=True).start()
     engine, voices = _engine_and_voices(job, warnings)
     records, paths = _dub_cues(job, engine, voices)
     run_notes = [("face", r.index, f"cue {r.index}: {n}", n) for r in records

@@ -48,6 +48,7 @@ from dubcli.dubbing.plan import CueWindow
 from dubcli.dubbing.report import CueRecord
 from dubcli.engines.base import Engine, uses_all_cores
 from dubcli.vision.landmarks import FaceTracker
+from dubcli.vision.landmarks import preload as preload_landmarks
 
 ENGINE_GROUP = 16  # cues per engine call, at most (bounds memory: features + audio)
 FIRST_GROUP = 2  # overlapped: the first call's cues (the engine starts while others are prepared)
@@ -189,6 +190,11 @@ def _alternating(video, info, windows, paths, *, voices, engine, config, timers)
             prepared: list[tuple[int, PreparedCue]] = []
             if todo:
                 with timers.stage("cue wait"):  # the engine's idle time: the chunk's preparation
+                    if not loudness_loaded:
+                        # FaceMesh imported here, once: lanes importing it at once wait on each
+                        # other's import lock, and beside the engine's load it thrashes the GIL
+                        # (measured: the two took 4 s together, 1.1 + 2.5 s one after the other)
+                        preload_landmarks()
                     futures = [pool.submit(prepare, x, todo) for x in range(k)]
                     if not loudness_loaded:  # while the first cues are prepared (finish_cue)
                         preload_loudness()
