@@ -17,8 +17,8 @@ TREE` runs the same children with PYTHONPATH=TREE too, alternating, so two code 
 measured back to back on the same (possibly loaded) machine. `--contended` runs each dub again
 next to `python -c "while True: pass"`. Token generation per second of speech: the sum of the
 cues' model_seconds over the cues' audio seconds. The per-stage seconds overlap: cues are
-prepared (decode, landmarks, features) on a thread while the engine generates (dubbing/cuework.py);
-`cue wait` is the engine's time waiting for them.
+prepared (decode, landmarks, features) on other threads, beside the engine or between its
+calls (dubbing/schedule.py); `cue wait` is the engine's time waiting for them.
 """
 
 from __future__ import annotations
@@ -83,8 +83,16 @@ def child(spec: dict) -> None:
     }))  # fmt: skip
 
 
-# dubcli.device.CPU_THREAD_ENV, spelled out so that an older tree (--compare) gets it too
+# The passive OpenMP waiting that dubcli's CLI set before torch loaded until CpuShare replaced it
+# (dubcli/device.py); the children call dub_video, not the CLI, so it is applied here:
+# `--policies cli` (default) as each tree's CLI would (the trees that define CPU_THREAD_ENV),
+# `on` / `off` to every tree.
 POLICY_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
+
+
+def cli_policy(tree: Path) -> bool:
+    """Whether `tree`'s CLI sets POLICY_ENV (its dubcli/device.py defines CPU_THREAD_ENV)."""
+    return "CPU_THREAD_ENV" in (tree / "dubcli" / "device.py").read_text()
 
 
 def run_child(spec: dict, tree: Path, policy: bool = True) -> dict:
@@ -134,9 +142,9 @@ def main() -> None:
     ap.add_argument(
         "--policies",
         nargs="+",
-        default=["on"],
-        choices=["on", "off"],
-        help="OpenMP thread policy (dubcli.device.CPU_THREAD_ENV) on / off",
+        default=["cli"],
+        choices=["cli", "on", "off"],
+        help="passive OpenMP waiting (POLICY_ENV): as each tree's CLI sets it / on / off",
     )
     ap.add_argument("--json", type=Path, help="write all results here")
     args = ap.parse_args()
@@ -158,7 +166,8 @@ def main() -> None:
                                 "out": str(root / "o"), "engine": engine, "nfe": nfe,
                                 "checkpoint": args.checkpoint if engine == "diflow" else None}  # fmt: skip
                         with Competitor() if load == "contended" else contextlib.nullcontext():
-                            r = run_child(spec, tree, pol == "on")
+                            on = cli_policy(tree) if pol == "cli" else pol == "on"
+                            r = run_child(spec, tree, on)
                         steps = f" NFE {nfe}" if engine == "diflow" else ""
                         label = f"[{rep}] {engine}{steps} {name} ({tree}) policy {pol}, {load}"
                         show(label, r)

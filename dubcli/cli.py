@@ -198,9 +198,6 @@ def main() -> None:
     # pyworld imports the deprecated pkg_resources at import time: a warning for its
     # maintainers, not for someone dubbing a video (it still shows with python -W default).
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
-    from dubcli.device import cpu_thread_policy
-
-    cpu_thread_policy()  # before torch loads (issue 15: no thread collapse under load)
     sys.exit(run())
 
 

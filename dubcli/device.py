@@ -1,4 +1,5 @@
-"""Where a model runs: `--device auto|cpu|cuda|cuda:N` to a torch device, and its printable name.
+"""Where a model runs: `--device auto|cpu|cuda|cuda:N` to a torch device, and its printable name;
+on a CPU, how many threads its next step takes (`CpuShare`).
 
 A base module: inference, training and evaluation all use it (none imports the others for it).
 """
@@ -6,19 +7,7 @@ A base module: inference, training and evaluation all use it (none imports the o
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
 from typing import Any
-
-# OpenMP settings for CPU inference (issue 15), applied before torch loads its OpenMP runtime
-# (which reads them once, at load). With torch's default (active waiting: idle worker threads
-# spin for a while between parallel regions), one other CPU-bound process on a 2-core machine
-# made a dub 3x slower: each of the model's many small ops ends in a barrier where the spinning
-# threads fight the other process for the cores. Passive waiting (threads sleep at once) keeps
-# the model's speed under contention. Measured numbers: benchmarks/dub_speed.py --contended.
-CPU_THREAD_ENV = {
-    "OMP_WAIT_POLICY": "PASSIVE",  # GNU and LLVM OpenMP (torch's CPU wheels use GNU libgomp)
-    "KMP_BLOCKTIME": "0",  # Intel OpenMP (MKL builds): the same thing, in its spelling
-}
 
 
 def resolve_device(spec: str | None = "auto", local_rank: int = 0):
@@ -51,20 +40,87 @@ def device_name(device: Any) -> str:
     return str(dev)
 
 
-def cpu_thread_policy(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
-    """Put CPU_THREAD_ENV into the environment where the user has not set them; returns what
-    was set. Call it before torch is imported (the CLI's main does): later it has no effect on
-    an OpenMP runtime already loaded, and `torch_loaded()` says so."""
-    env = os.environ if environ is None else environ
-    changed = {}
-    for k, v in CPU_THREAD_ENV.items():
-        if k not in env:
-            env[k] = v
-            changed[k] = v
-    return changed
+class CpuShare:
+    """How many threads the model's next CPU-heavy step should use: the cores that other
+    programs left free since the last call (issue 15).
+
+    Why: on a CPU the model's OpenMP threads meet at a barrier after each of its many small
+    ops and spin there while they wait (OpenMP's default). Alone on the machine that is what
+    makes two threads pay: generation of the benchmark's 33 cues took 9.6-10.7 s spinning
+    against 16.2-16.6 s with passive waiting (`OMP_WAIT_POLICY=PASSIVE`, which made the
+    second thread nearly useless: one thread took 17.2-17.8 s). Beside one other busy program
+    two spinning threads fight it for the cores (25-45 s), where one thread does not (17.7-18.5
+    s). So the model spins, and runs one thread fewer for each core's worth of work that other
+    programs did since the last call: measured from /proc/stat (all CPUs: busy + stolen time)
+    less this process and its children (the frame decoders); where that is not readable (not
+    Linux), every core. A window under MIN_WINDOW_S keeps the last answer."""
+
+    MIN_WINDOW_S = 0.3
+    TICK_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self, cores: int | None = None):
+        self.cores = max(1, cores or os.cpu_count() or 1)
+        self._last = _cpu_sample()
+        self._threads = self.cores
+
+    def threads(self) -> int:
+        """Threads for the next step (1 .. cores); call it right before the step."""
+        now = _cpu_sample()
+        last, self._last = self._last, now
+        if now is None or last is None or now[0] - last[0] < self.MIN_WINDOW_S:
+            if now is not None and last is not None:
+                self._last = last  # keep the window growing until it is long enough
+            return self._threads
+        others = others_busy(last, now, self.TICK_HZ)
+        self._threads = max(1, min(self.cores, self.cores - int(round(others))))
+        return self._threads
 
 
-def torch_loaded() -> bool:
-    import sys
+def others_busy(last: tuple, now: tuple, tick_hz: float) -> float:
+    """CPUs' worth of work other programs did between two `_cpu_sample`s (>= 0)."""
+    wall = now[0] - last[0]
+    machine = (now[1] - last[1]) / tick_hz  # busy CPU-seconds, all CPUs
+    ours = (now[2] - last[2]) / tick_hz
+    return max(0.0, (machine - ours) / wall) if wall > 0 else 0.0
 
-    return "torch" in sys.modules
+
+def _cpu_sample() -> tuple[float, int, int] | None:
+    """(monotonic seconds, busy ticks of all CPUs, ticks of this process and its children), or
+    None where /proc is not there. Children are found by their parent pid (the ffmpeg
+    decoders); a child that ended inside a window counts as another program's work."""
+    import time
+
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        # cpu user nice system idle iowait irq softirq steal ...: busy = all but idle, iowait
+        ticks = [int(x) for x in fields[1:9]]
+        busy = sum(ticks) - ticks[3] - ticks[4]
+        me = os.getpid()
+        ours = _proc_ticks("self")
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and entry != str(me):
+                stat = _proc_stat(entry)
+                if stat is not None and stat[1] == str(me):  # ppid
+                    ours += int(stat[11]) + int(stat[12])
+    except (OSError, ValueError, IndexError):
+        return None
+    return time.monotonic(), busy, ours
+
+
+def _proc_stat(pid: str) -> list[str] | None:
+    """/proc/<pid>/stat's fields after the command name (state, ppid, ...), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _proc_ticks(pid: str) -> int:
+    """utime + stime of a process (all its threads), in clock ticks."""
+    stat = _proc_stat(pid)
+    if stat is None:
+        raise OSError(f"/proc/{pid}/stat is not readable")
+    return int(stat[11]) + int(stat[12])

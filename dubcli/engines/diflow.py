@@ -23,6 +23,7 @@ import numpy as np
 
 from dubcli.config import DEFAULT_TEMPERATURE
 from dubcli.console import get_logger
+from dubcli.device import CpuShare
 from dubcli.engines.base import CueAudio, CueJob
 from dubcli.timing import SAMPLE_RATE, VIDEO_FPS, tokens_for_frames
 
@@ -60,8 +61,10 @@ class DiFlowEngine:
 
         self.dubber = Dubber.load(checkpoint, offline=offline, device=device)
         self.temperature = float(temperature)
-        # torch's threads take every core on the CPU: cues are prepared one at a time beside it
+        # torch's threads take every core on the CPU: the dub prepares cues between its calls
+        # (dubbing/schedule.py), and each call takes the cores other programs leave free
         self.uses_all_cores = self.dubber.device.type == "cpu"
+        self._cpu_share = CpuShare() if self.uses_all_cores else None
         self._prompts: dict[str, object] = {}
 
     def fingerprint(self) -> str:
@@ -104,6 +107,10 @@ class DiFlowEngine:
                 reqs.append(DubRequest(j.phonemes, j.lip if face else None,
                                        j.face if face else None, prompt, seed=j.seed,
                                        n_tokens=None if face else tokens_for_frames(j.nv)))  # fmt: skip
+            if self._cpu_share is not None:
+                import torch
+
+                torch.set_num_threads(self._cpu_share.threads())
             made = self.dubber.dub_many(reqs, nfe=nfe, temperature=self.temperature)
             for i, o in zip(idx, made, strict=True):
                 out[i] = self._audio(jobs[i], o)
