@@ -9,8 +9,8 @@ from the keyframe before the cue: measured on a 60 s 1080p clip (x264, 10 s GOP,
 a cue, 33.6 s in all, against 11.0 s for the same cues read through one decode. `SpanDecoder`
 therefore reads cues that follow each other closely through one decode (a span), discarding the
 frames between them, and seeks only across a long gap. It serves the cues in order, on one
-thread: cuework.run_cues uses it when cues are prepared one at a time (the model on the CPU,
---widen-to-lips) and `CueDecoder` when several threads prepare cues at once.
+thread: schedule.run_cues gives each preparing lane one (the model on the CPU; one lane with
+--widen-to-lips), and `CueDecoder` when a pool of threads prepares cues beside the engine.
 
 The spans are planned from all the cues' ranges before any is read (`plan_spans`), never from
 which cues a rerun still has to do, so a cue gets the same frames in a full run and after a

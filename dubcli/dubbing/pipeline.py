@@ -244,7 +244,7 @@ class DubJob:
     outputs: DubOutputs
     config: DubConfig  # with the engine chosen
     timers: Timers  # seconds per stage, accumulated over the run (stages overlap: cues are
-    # prepared beside the engine, schedule.run_cues)
+    # prepared beside the engine or between its calls, schedule.run_cues)
     progress: Progress | None = None
     started: float = field(default_factory=time.perf_counter)  # the run's start (perf_counter)
 

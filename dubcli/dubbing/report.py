@@ -76,7 +76,7 @@ class DubReport:
     voices: tuple[dict[str, Any], ...]  # speaker, source, seconds
     background: dict[str, Any]  # requested, mode, note, source/output channels
     loudness: dict[str, Any]  # target, before, gain_db, after, peak_dbfs, limited_samples
-    timings: dict[str, float]  # seconds per stage (stages overlap: cuework.run_cues)
+    timings: dict[str, float]  # seconds per stage (stages overlap: schedule.run_cues)
     real_time_factor: float  # the run's wall seconds (up to the report) / the video's
     warnings: tuple[str, ...]
     skipped: tuple[dict[str, Any], ...]  # cues not dubbed: index, text, reason

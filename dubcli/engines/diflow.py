@@ -110,7 +110,9 @@ class DiFlowEngine:
             if self._cpu_share is not None:
                 import torch
 
-                torch.set_num_threads(self._cpu_share.threads())
+                threads = self._cpu_share.threads()
+                log.debug("%d cues on %d CPU threads", len(idx), threads)
+                torch.set_num_threads(threads)
             made = self.dubber.dub_many(reqs, nfe=nfe, temperature=self.temperature)
             for i, o in zip(idx, made, strict=True):
                 out[i] = self._audio(jobs[i], o)
