@@ -74,6 +74,33 @@ def test_trained_checkpoint_dubs_a_clip_end_to_end(trained, tmp_path, capsys):
         assert np.sqrt(np.mean(seg**2)) > 1e-3, f"no speech in cue {a}-{b} s"
     outside = wav[~inside]
     assert np.abs(outside).max() < 0.02 * np.abs(wav).max()
+    # the engine's CpuShare never took more threads than torch had, and gave them back
+    assert torch.get_num_threads() == 1
+
+
+def test_the_engine_takes_the_threads_cpu_share_leaves(trained, monkeypatch):
+    """Each engine call runs on CpuShare's count (the cores other programs left), at most what
+    torch had when the engine was made, and torch has its own count back afterwards."""
+    from dubcli.engines.base import CueJob
+    from dubcli.engines.diflow import DiFlowEngine
+
+    root, r1, r2, export = trained
+    torch.set_num_threads(2)
+    try:
+        engine = DiFlowEngine(str(export), device="cpu", offline=True)
+        assert engine._cpu_share.cores == 2
+        seen = []
+        real = engine.dubber.dub_many
+        monkeypatch.setattr(engine.dubber, "dub_many",
+                            lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))  # fmt: skip
+        monkeypatch.setattr(engine._cpu_share, "threads", lambda: 1)  # another program is busy
+        ref = (0.1 * np.sin(np.arange(2 * SR) * 0.05)).astype(np.float32)
+        job = CueJob(1, "hello", ("HH", "AH0", "L", "OW1"), 0.0, 1.0, 25, None, None, ref, "r",
+                     nfe=2)  # fmt: skip
+        assert len(engine.synthesize_many([job])[0].wav) == SR
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
 
 
 @pytest.mark.parametrize("spec", ["dub", "dub/last.safetensors"])

@@ -17,7 +17,8 @@ dubcli/generation.py); each cue keeps its own seed's random numbers, so its audi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -64,7 +65,11 @@ class DiFlowEngine:
         # torch's threads take every core on the CPU: the dub prepares cues between its calls
         # (dubbing/schedule.py), and each call takes the cores other programs leave free
         self.uses_all_cores = self.dubber.device.type == "cpu"
-        self._cpu_share = CpuShare() if self.uses_all_cores else None
+        self._cpu_share = None
+        if self.uses_all_cores:  # at most the threads torch has now (OMP_NUM_THREADS, a caller's)
+            import torch
+
+            self._cpu_share = CpuShare(torch.get_num_threads())
         self._prompts: dict[str, object] = {}
 
     def fingerprint(self) -> str:
@@ -107,16 +112,28 @@ class DiFlowEngine:
                 reqs.append(DubRequest(j.phonemes, j.lip if face else None,
                                        j.face if face else None, prompt, seed=j.seed,
                                        n_tokens=None if face else tokens_for_frames(j.nv)))  # fmt: skip
-            if self._cpu_share is not None:
-                import torch
-
-                threads = self._cpu_share.threads()
-                log.debug("%d cues on %d CPU threads", len(idx), threads)
-                torch.set_num_threads(threads)
-            made = self.dubber.dub_many(reqs, nfe=nfe, temperature=self.temperature)
+            with self._cpu_threads(len(idx)):
+                made = self.dubber.dub_many(reqs, nfe=nfe, temperature=self.temperature)
             for i, o in zip(idx, made, strict=True):
                 out[i] = self._audio(jobs[i], o)
         return out  # type: ignore[return-value]
+
+    @contextlib.contextmanager
+    def _cpu_threads(self, n_cues: int) -> Iterator[None]:
+        """On the CPU, torch's threads for one call: what CpuShare leaves (never more than torch
+        had when the engine was made), set back afterwards for the rest of the process."""
+        if self._cpu_share is None:
+            yield
+            return
+        import torch
+
+        before, threads = torch.get_num_threads(), self._cpu_share.threads()
+        log.debug("%d cues on %d CPU threads", n_cues, threads)
+        torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     def _audio(self, job: CueJob, out) -> CueAudio:
         n_samples = job.nv * SAMPLE_RATE // VIDEO_FPS
