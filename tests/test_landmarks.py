@@ -249,9 +249,13 @@ def test_one_face_narrows_the_graph_without_changing_the_landmarks(photo, monkey
     built.clear()
     blank = np.full((H, W, 3), 128, np.uint8)
     cut = track_faces(frames[:6] + [blank] * 2 + frames[6:12])
-    # the graphs are kept through the call: back to the wide one at the cut, then the one-face
-    # graph again (it lost its face at the cut, so it starts from a detection)
-    assert built == [2, 1] and cut.present[:6].all() and cut.present[-3:].all()
+    # a one-call tracker closes the graph it leaves: a new wide graph at the cut, then a new
+    # one-face graph; a kept tracker moves between the two it has
+    assert built == [2, 1, 2, 1] and cut.present[:6].all() and cut.present[-3:].all()
+    built.clear()
+    with L.FaceTracker() as kept:
+        again = kept.track(frames[:6] + [blank] * 2 + frames[6:12])
+    assert built == [2, 1] and again.present[:6].all() and again.present[-3:].all()
     built.clear()
     track_faces(two_faces(photo, 0.75, 1.1))
     assert built == [2]

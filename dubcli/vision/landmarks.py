@@ -368,7 +368,7 @@ def track_faces(
     source: the name used in error messages (the video's path).
     A clip without any face gives an all-NaN track (stats.rate == 0), not an error.
     """
-    with FaceTracker(max_faces) as tracker:
+    with FaceTracker(max_faces, keep=False) as tracker:
         return tracker.track(frames, face=face, max_gap=max_gap, progress=progress, source=source)
 
 
@@ -381,10 +381,13 @@ class FaceTracker:
     even across the frames between two calls) and the graphs themselves (no build, no
     detection restart)."""
 
-    def __init__(self, max_faces: int = 2):
+    def __init__(self, max_faces: int = 2, *, keep: bool = True):
+        """keep=False: a graph is closed when tracking moves to the other one (one call's
+        tracker, `track_faces`: one graph's memory at a time, ~30 MB, and a graph tracking
+        resumes on starts from a detection, as before FaceTracker)."""
         if max_faces < 1:
             raise ValueError("max_faces must be >= 1")
-        self.max_faces = max_faces
+        self.max_faces, self.keep = max_faces, keep
         self._graphs: dict[int, object] = {}  # faces tracked -> FaceMesh graph, built on use
         self._last_one: np.ndarray | None = None  # the one-face graph's last face, if it had one
         self._seen: dict[int, int] = {}  # faces tracked -> faces in that graph's last frame
@@ -441,11 +444,14 @@ class FaceTracker:
             may_narrow = may_narrow and len(faces) <= 1
             ones = ones + 1 if len(faces) == 1 and width > 1 else 0
             if swaps < MAX_SWAPS and may_narrow:
+                left = width
                 if width > 1 and ones >= PROBE_FRAMES:
                     width, swaps = 1, swaps + 1
                     self._reseed_if_moved(faces[0])
                 elif width == 1 and not faces:
                     width, swaps = self.max_faces, swaps + 1
+                if width != left and not self.keep:
+                    self._close(left)
         return _select(tracks, nv, size or (0, 0), face, max_gap, source)
 
     def _reseed_if_moved(self, face: np.ndarray) -> None:
@@ -463,6 +469,16 @@ class FaceTracker:
             with _mediapipe_logs_to_debug():
                 mesh.reset()
             self._last_one = None
+
+    def _close(self, width: int) -> None:
+        """Close the `width`-face graph (a later use builds it again)."""
+        mesh = self._graphs.pop(width, None)
+        self._seen.pop(width, None)
+        if width == 1:
+            self._last_one = None
+        if mesh is not None:
+            with _mediapipe_logs_to_debug():
+                mesh.close()
 
     def close(self) -> None:
         graphs, self._graphs = list(self._graphs.values()), {}
