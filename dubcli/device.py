@@ -66,12 +66,13 @@ class CpuShare:
     def threads(self) -> int:
         """Threads for the next step (1 .. cores); call it right before the step."""
         now = _cpu_sample()
-        last, self._last = self._last, now
-        if now is None or last is None or now[0] - last[0] < self.MIN_WINDOW_S:
-            if now is not None and last is not None:
-                self._last = last  # keep the window growing until it is long enough
+        if now is None or self._last is None:
+            self._last = now
             return self._threads
-        others = others_busy(last, now, self.TICK_HZ)
+        if now[0] - self._last[0] < self.MIN_WINDOW_S:
+            return self._threads  # the window grows until it is long enough
+        others = others_busy(self._last, now, self.TICK_HZ)
+        self._last = now
         self._threads = max(1, min(self.cores, self.cores - int(round(others))))
         return self._threads
 
@@ -96,13 +97,16 @@ def _cpu_sample() -> tuple[float, int, int] | None:
         # cpu user nice system idle iowait irq softirq steal ...: busy = all but idle, iowait
         ticks = [int(x) for x in fields[1:9]]
         busy = sum(ticks) - ticks[3] - ticks[4]
-        me = os.getpid()
-        ours = _proc_ticks("self")
+        me = str(os.getpid())
+        mine = _proc_stat("self")
+        if mine is None:
+            return None
+        ours = _ticks(mine)
         for entry in os.listdir("/proc"):
-            if entry.isdigit() and entry != str(me):
+            if entry.isdigit() and entry != me:
                 stat = _proc_stat(entry)
-                if stat is not None and stat[1] == str(me):  # ppid
-                    ours += int(stat[11]) + int(stat[12])
+                if stat is not None and stat[1] == me:  # ppid
+                    ours += _ticks(stat)
     except (OSError, ValueError, IndexError):
         return None
     return time.monotonic(), busy, ours
@@ -118,9 +122,6 @@ def _proc_stat(pid: str) -> list[str] | None:
     return text[text.rindex(")") + 2 :].split()
 
 
-def _proc_ticks(pid: str) -> int:
-    """utime + stime of a process (all its threads), in clock ticks."""
-    stat = _proc_stat(pid)
-    if stat is None:
-        raise OSError(f"/proc/{pid}/stat is not readable")
+def _ticks(stat: list[str]) -> int:
+    """utime + stime of a process (all its threads) from its `_proc_stat`, in clock ticks."""
     return int(stat[11]) + int(stat[12])

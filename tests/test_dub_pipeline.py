@@ -228,7 +228,7 @@ def test_cues_prepared_on_parallel_threads_equal_one_at_a_time(clip, monkeypatch
 
     got = {}
     for threads in (1, 2):
-        monkeypatch.setattr(schedule, "prepare_threads", lambda widen, n=threads: n)
+        monkeypatch.setattr(schedule, "lanes", lambda widen, n=threads: n)
         got[threads] = _dub_cues(clip, f"threads{threads}")
         assert set(got[threads][2]) >= {"decode", "landmarks", "cue wait", "engine"}
     _same_but_jitter(got[1], got[2])
@@ -264,7 +264,7 @@ def test_alternating_schedule_gives_the_overlapped_ones_cues(clip, monkeypatch):
 
 
 def test_schedule_parts_are_even_and_fixed_by_position():
-    from dubcli.dubbing.schedule import chunks, even_parts, lane_of, lanes, prepare_threads
+    from dubcli.dubbing.schedule import chunks, even_parts, lane_of, lanes, split
 
     assert even_parts(33, 32) == [17, 16] and even_parts(32, 16) == [16, 16]
     assert even_parts(5, 16) == [5] and even_parts(0, 16) == []
@@ -274,5 +274,6 @@ def test_schedule_parts_are_even_and_fixed_by_position():
     assert [lane_of(i, range(0, 3), 4) for i in range(3)] == [0, 1, 2]
     with pytest.raises(ValueError):
         lane_of(49, part, 2)
-    assert lanes(widen=True) == 1 and prepare_threads(widen=True) == 1  # windows bound each other
-    assert 1 <= lanes(widen=False) <= 4 and 1 <= prepare_threads(widen=False) <= 4
+    assert split(range(32, 49), 9) == [range(32, 41), range(41, 49)]
+    assert lanes(widen=True) == 1  # widened windows bound each other
+    assert 1 <= lanes(widen=False) <= 4

@@ -3,6 +3,6 @@ who owns the outputs (outputs.py: names, the recorded identity, skip / redo / re
 
 Entry points: `pipeline.dub_video` (one clip: the whole dub pipeline, in one module) and
 `batch.dub_batch` (folders); `dubcli dub` calls them with one frozen `config.DubConfig`.
-`cuework.py` does one cue, `schedule.py` orders a video's cues and their threads; `report.py` holds the typed `CueRecord` / `DubReport` the pipeline
-writes. Nothing heavy is imported here.
+`cuework.py` does one cue, `schedule.py` orders a video's cues and their threads; `report.py`
+holds the typed `CueRecord` / `DubReport` the pipeline writes. Nothing heavy is imported here.
 """

@@ -4,7 +4,7 @@ engine makes its speech: the order of a video's cue work, and which threads do i
 Two schedules, picked by what the engine needs (engines.base.uses_all_cores):
 
 - Overlapped (the engine leaves cores free: the baseline engine, a model on a GPU): cues are
-  prepared ahead on a read-ahead thread (prepare_threads() of them at once, each from a fresh
+  prepared ahead on a read-ahead thread (lanes() of them at once, each from a fresh
   FaceMesh graph and a decode of its own), while the engine works on the groups before them,
   in the sizes `group_sizes` gives (2, 4, 8, 16, 16, ...: the engine starts after two cues).
 - Alternating (the model on the CPU keeps every core busy): a chunk of up to CHUNK cues is
@@ -76,36 +76,47 @@ def even_parts(n: int, most: int) -> list[int]:
     return [n // k + (1 if j < n % k else 0) for j in range(k)]
 
 
-def chunks(n: int) -> list[range]:
-    """Alternating: the positions [0, n) cut into consecutive chunks (even_parts by CHUNK)."""
-    out, start = [], 0
-    for size in even_parts(n, CHUNK):
+def split(positions: range, most: int) -> list[range]:
+    """`positions` cut into consecutive ranges of the sizes even_parts(len, most) gives."""
+    out, start = [], positions.start
+    for size in even_parts(len(positions), most):
         out.append(range(start, start + size))
         start += size
     return out
 
 
+def chunks(n: int) -> list[range]:
+    """Alternating: the positions [0, n) cut into consecutive chunks of at most CHUNK."""
+    return split(range(n), CHUNK)
+
+
 def lane_of(position: int, chunk: range, lanes: int) -> int:
     """Alternating: the lane (0 .. lanes-1) that prepares the window at `position` of `chunk`:
-    the chunk cut into `lanes` contiguous blocks (even_parts)."""
-    edge = 0
-    for lane, size in enumerate(even_parts(len(chunk), -(-len(chunk) // lanes))):
-        edge += size
-        if position - chunk.start < edge:
+    the chunk cut into `lanes` contiguous blocks (split)."""
+    for lane, block in enumerate(split(chunk, -(-len(chunk) // lanes))):
+        if position in block:
             return lane
     raise ValueError(f"position {position} is not in {chunk}")
 
 
-def prepare_threads(widen: bool) -> int:
-    """Overlapped: cues prepared at once, one per core up to MAX_LANES (each holds a FaceMesh
-    graph and an ffmpeg decoder); one with --widen-to-lips (a widened window's end bounds the
-    next window)."""
-    return lanes(widen)
-
-
 def lanes(widen: bool) -> int:
-    """Alternating: preparing threads, one per core up to MAX_LANES; one with --widen-to-lips."""
+    """Preparing threads: one per core up to MAX_LANES (each holds FaceMesh graphs and an
+    ffmpeg decoder); one with --widen-to-lips (a widened window's end bounds the next window).
+    Alternating: the lanes; overlapped: the cues prepared at once."""
     return 1 if widen else max(1, min(MAX_LANES, os.cpu_count() or 1))
+
+
+class _InOrder:
+    """Finished cues, handed out in window order as soon as there is no hole before them."""
+
+    def __init__(self):
+        self.done: dict[int, tuple[CueRecord, Path, bool]] = {}
+        self.next = 0  # the next position to hand out
+
+    def take(self) -> Iterator[Done]:
+        while self.next in self.done:
+            yield (self.next, *self.done.pop(self.next))
+            self.next += 1
 
 
 def run_cues(
@@ -161,7 +172,7 @@ def _alternating(video, info, windows, paths, *, voices, engine, config, timers)
 
     def prepare(x: int, todo: list[int]) -> list[tuple[int, PreparedCue]]:
         """Lane x's cues of a chunk, in order (on a pool thread)."""
-        out = []
+        cues = []
         for i in todo:
             if lane[i] != x:
                 continue
@@ -171,12 +182,10 @@ def _alternating(video, info, windows, paths, *, voices, engine, config, timers)
                               timers=timers, decoder=decoders[x], tracker=trackers[x],
                               stop=stop)  # fmt: skip
             ends[i] = round(cue.window.end, 3)  # what the record says, as for a cached cue
-            out.append((i, cue))
-        return out
+            cues.append((i, cue))
+        return cues
 
-    loudness_loaded = False
-    done: dict[int, tuple[CueRecord, Path, bool]] = {}  # finished, not yet handed out
-    nxt = 0  # the next position to hand out
+    out = _InOrder()
     try:
         for part in parts:
             todo = []
@@ -185,32 +194,28 @@ def _alternating(video, info, windows, paths, *, voices, engine, config, timers)
                 if cached is None:
                     todo.append(i)
                 else:
-                    done[i] = (cached[1], paths[i], True)
+                    out.done[i] = (cached[1], paths[i], True)
                     ends[i] = cached[1].window[1]
             prepared: list[tuple[int, PreparedCue]] = []
             if todo:
                 with timers.stage("cue wait"):  # the engine's idle time: the chunk's preparation
-                    if not loudness_loaded:
-                        # FaceMesh imported here, once: lanes importing it at once wait on each
-                        # other's import lock, and beside the engine's load it thrashes the GIL
-                        # (measured: the two took 4 s together, 1.1 + 2.5 s one after the other)
-                        preload_landmarks()
+                    # FaceMesh imported here, before the lanes start: lanes importing it at once
+                    # wait on each other's import lock, and beside the engine's load it thrashes
+                    # the GIL (measured: the two took 4 s together, 1.1 + 2.5 s one after the
+                    # other); the imports cost nothing once done
+                    preload_landmarks()
                     futures = [pool.submit(prepare, x, todo) for x in range(k)]
-                    if not loudness_loaded:  # while the first cues are prepared (finish_cue)
-                        preload_loudness()
-                        loudness_loaded = True
+                    preload_loudness()  # while the cues are prepared (finish_cue needs it)
                     for f in futures:
                         prepared += wait_for(f)
                 prepared.sort(key=lambda item: item[0])
+            yield from out.take()  # the chunk's cues read back, up to its first new one
             start = 0
-            for size in [*even_parts(len(prepared), ENGINE_GROUP), 0]:
-                if size:
-                    raise_if_interrupted()
-                    done.update(_generate(engine, prepared[start : start + size], paths, timers))
-                    start += size
-                while nxt in done:
-                    yield (nxt, *done.pop(nxt))
-                    nxt += 1
+            for size in even_parts(len(prepared), ENGINE_GROUP):
+                raise_if_interrupted()
+                out.done.update(_generate(engine, prepared[start : start + size], paths, timers))
+                start += size
+                yield from out.take()
     finally:
         stop.set()  # running preparations end at their next frame
         pool.shutdown(wait=True, cancel_futures=True)
@@ -225,7 +230,7 @@ def _overlapped(video, info, windows, paths, *, voices, engine, config, timers) 
     from dubcli.dubbing.readahead import ReadAhead, wait_for
     from dubcli.errors import raise_if_interrupted
 
-    threads = prepare_threads(config.widen_to_lips)
+    threads = lanes(config.widen_to_lips)
     pool = ThreadPoolExecutor(threads, thread_name_prefix="dubcli-prepare") if threads > 1 else None
     decoder = frame_decoder(video, info, windows, widen=config.widen_to_lips, threads=threads)
     # one thread prepares the cues in order: one tracker follows the face from cue to cue
@@ -247,7 +252,7 @@ def _overlapped(video, info, windows, paths, *, voices, engine, config, timers) 
             kwargs = dict(bounds=(lo, hi), voice=voices.for_speaker(window.speaker),
                           config=config, timers=timers, decoder=decoder, tracker=tracker,
                           stop=stop)  # fmt: skip
-            if pool is not None:  # not widened (prepare_threads): lo is not needed
+            if pool is not None:  # not widened (lanes): lo is not needed
                 yield i, None, pool.submit(prepare_cue, video, info, window, **kwargs)
                 continue
             cue = prepare_cue(video, info, window, **kwargs)
@@ -261,11 +266,10 @@ def _overlapped(video, info, windows, paths, *, voices, engine, config, timers) 
     todo = sum(1 for p in paths if not p.exists())  # a guess for the groups: unreadable = todo
     sizes = group_sizes(todo)
     pending: list[tuple[int, PreparedCue]] = []
-    ready: dict[int, tuple[CueRecord, Path, bool]] = {}
-    nxt = 0
+    out = _InOrder()
 
     def flush():
-        ready.update(_generate(engine, pending, paths, timers))
+        out.done.update(_generate(engine, pending, paths, timers))
         pending.clear()
         if sizes:
             sizes.pop(0)
@@ -278,14 +282,12 @@ def _overlapped(video, info, windows, paths, *, voices, engine, config, timers) 
             for i, record, cue in timers.timed("cue wait", resolved(prepared)):
                 raise_if_interrupted()
                 if cue is None:
-                    ready[i] = (record, paths[i], True)
+                    out.done[i] = (record, paths[i], True)
                 else:
                     pending.append((i, cue))
                     if len(pending) >= (sizes[0] if sizes else ENGINE_GROUP):
                         flush()
-                while nxt in ready:
-                    yield (nxt, *ready.pop(nxt))
-                    nxt += 1
+                yield from out.take()
             if pending:
                 flush()
     finally:
@@ -294,6 +296,4 @@ def _overlapped(video, info, windows, paths, *, voices, engine, config, timers) 
         decoder.close()  # after the read-ahead thread (its only reader) has ended
         if tracker is not None:
             tracker.close()
-    while nxt in ready:
-        yield (nxt, *ready.pop(nxt))
-        nxt += 1
+    yield from out.take()

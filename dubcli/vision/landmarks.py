@@ -175,6 +175,12 @@ def _runs(mask: np.ndarray) -> Iterator[tuple[int, int]]:
 # --- tracking -----------------------------------------------------------------------------------
 
 
+def _centre_and_eye(pts: np.ndarray) -> tuple[np.ndarray, float]:
+    """A face's landmark centroid (x, y) and outer eye-corner distance (>= 1e-3) in pixels."""
+    eye = float(np.linalg.norm(pts[topo.EYE_RIGHT_OUTER, :2] - pts[topo.EYE_LEFT_OUTER, :2]))
+    return pts[:, :2].mean(axis=0), max(eye, 1e-3)
+
+
 @dataclass
 class _FaceTrack:
     """Detections linked across frames (mutable while tracking)."""
@@ -186,12 +192,11 @@ class _FaceTrack:
     aperture: list[float] = field(default_factory=list)  # inner-lip opening / eye distance
 
     def add(self, frame: int, pts: np.ndarray) -> None:
-        eye = float(np.linalg.norm(pts[topo.EYE_RIGHT_OUTER, :2] - pts[topo.EYE_LEFT_OUTER, :2]))
-        eye = max(eye, 1e-3)
+        centre, eye = _centre_and_eye(pts)
         gap = pts[topo.INNER_LOWER_MID, :2] - pts[topo.INNER_UPPER_MID, :2]
         self.frames.append(frame)
         self.points.append(pts)
-        self.centers.append(pts[:, :2].mean(axis=0))
+        self.centers.append(centre)
         self.eye_dist.append(eye)
         self.aperture.append(float(np.linalg.norm(gap)) / eye)
 
@@ -201,12 +206,6 @@ class _FaceTrack:
         return coverage * float(np.median(self.eye_dist)) * (motion + MOTION_FLOOR)
 
 
-def _centre_and_eye(pts: np.ndarray) -> tuple[np.ndarray, float]:
-    """A face's landmark centroid (x, y) and outer eye-corner distance (>= 1e-3) in pixels."""
-    eye = float(np.linalg.norm(pts[topo.EYE_RIGHT_OUTER, :2] - pts[topo.EYE_LEFT_OUTER, :2]))
-    return pts[:, :2].mean(axis=0), max(eye, 1e-3)
-
-
 def _link(tracks: list[_FaceTrack], frame: int, faces: list[np.ndarray]) -> None:
     """Greedy nearest-centroid matching of this frame's faces to existing tracks. A face
     matches a track if their sizes agree within 2x and its centre lies within 1.5 eye
@@ -214,8 +213,7 @@ def _link(tracks: list[_FaceTrack], frame: int, faces: list[np.ndarray]) -> None
     the track was unseen (so a face that left the picture or a cut can still be re-linked)."""
     pairs = []
     for j, pts in enumerate(faces):
-        c = pts[:, :2].mean(axis=0)
-        eye = float(np.linalg.norm(pts[topo.EYE_RIGHT_OUTER, :2] - pts[topo.EYE_LEFT_OUTER, :2]))
+        c, eye = _centre_and_eye(pts)
         for i, t in enumerate(tracks):
             d = float(np.linalg.norm(c - t.centers[-1]))
             unseen = frame - t.frames[-1] - 1
@@ -269,8 +267,8 @@ def _mediapipe_logs_to_debug():
 
 
 def preload() -> None:
-    """Import MediaPipe's FaceMesh now (0.8-1.2 s here): the dub does it on a thread while its
-    main thread loads the engine, instead of in the first cue's tracking."""
+    """Import MediaPipe's FaceMesh now (0.8-1.2 s here): the dub does it once before its
+    preparing threads start, so that none of them waits on another's import."""
     _face_mesh_module()
 
 
@@ -459,7 +457,7 @@ class FaceTracker:
         would) when the face it last tracked is more than RESEED_EYES eye distances from
         `face` or of another size: its landmarks would seed a crop off the face, and FaceMesh
         would miss the face in that frame (measured: a jump of 45 px between two calls, eye
-        distance ~50 px, cost one frame)."""
+        distance 61 px, cost one frame)."""
         last, mesh = self._last_one, self._graphs.get(1)
         if last is None or mesh is None:
             return  # no graph yet, or it lost its face: it detects anyway
@@ -481,11 +479,8 @@ class FaceTracker:
                 mesh.close()
 
     def close(self) -> None:
-        graphs, self._graphs = list(self._graphs.values()), {}
-        if graphs:
-            with _mediapipe_logs_to_debug():
-                for mesh in graphs:
-                    mesh.close()
+        for width in list(self._graphs):
+            self._close(width)
 
     def __enter__(self) -> FaceTracker:
         return self
