@@ -352,6 +352,15 @@ def test_mux_copies_video_and_sets_tracks(clips, tmp_path, src, ext, codec, keep
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
 
 
+def test_mux_aac_bitrate_by_channels():
+    # a mono dub track at 192k cost 1.6x the encode time of 160k for no audible gain (issue 15)
+    from dubcli.media.encode import _encoder_args
+
+    assert _encoder_args("aac", 1) == ["-b:a", "160k"]
+    assert _encoder_args("aac", 2) == _encoder_args("aac", 0) == ["-b:a", "192k"]
+    assert _encoder_args("libopus", 1) == ["-b:a", "128k"]
+
+
 def test_mux_keeps_subtitles_within_a_container_family(clips, tmp_path):
     srt = tmp_path / "s.srt"
     srt.write_text("1\n00:00:00,500 --> 00:00:01,500\nHola\n")
