@@ -328,6 +328,28 @@ def test_dub_many_equals_one_cue_at_a_time(dubber, prompt):
         assert agree >= 0.99, agree
 
 
+def test_batch_decode_runs_on_torch_threads_in_order():
+    """The batch's codec decodes run side by side on torch's thread count, results in order."""
+    import threading
+
+    import torch
+
+    from dubcli.inference import _each
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        got = _each(lambda i: (i, threading.current_thread().name), 5)
+        assert [i for i, _ in got] == [0, 1, 2, 3, 4]
+        assert all(name.startswith("dubcli-decode") for _, name in got)
+        torch.set_num_threads(1)  # one thread (or a one-item batch): the caller's thread
+        assert {name for _, name in _each(lambda i: (i, threading.current_thread().name), 3)} == {
+            threading.current_thread().name
+        }
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_diflow_engine_batches_like_single_cues(ckpts):
     from dubcli.engines.base import CueJob, synthesize_many
     from dubcli.engines.diflow import TEXT_ONLY_NOTE, DiFlowEngine
