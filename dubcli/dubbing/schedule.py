@@ -43,7 +43,6 @@ from dubcli.dubbing.cuework import (
     prepare_cue,
     save_cached,
 )
-from dubcli.dubbing.loudness import preload as preload_loudness
 from dubcli.dubbing.plan import CueWindow
 from dubcli.dubbing.report import CueRecord
 from dubcli.engines.base import Engine, uses_all_cores
@@ -205,7 +204,6 @@ def _alternating(video, info, windows, paths, *, voices, engine, config, timers)
                     # other); the imports cost nothing once done
                     preload_landmarks()
                     futures = [pool.submit(prepare, x, todo) for x in range(k)]
-                    preload_loudness()  # while the cues are prepared (finish_cue needs it)
                     for f in futures:
                         prepared += wait_for(f)
                 prepared.sort(key=lambda item: item[0])
@@ -276,8 +274,6 @@ def _overlapped(video, info, windows, paths, *, voices, engine, config, timers) 
 
     try:
         with ReadAhead(produce, depth=READ_AHEAD, name="dubcli-read-ahead") as prepared:
-            if todo:
-                preload_loudness()  # while the first cues are prepared (finish_cue needs it)
             # "cue wait": the engine's idle time, waiting for the next prepared cue
             for i, record, cue in timers.timed("cue wait", resolved(prepared)):
                 raise_if_interrupted()
