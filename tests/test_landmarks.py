@@ -223,6 +223,27 @@ def test_missing_mediapipe_is_a_dependency_error(monkeypatch):
         preload()
 
 
+def test_facemesh_import_leaves_the_drawing_helpers_until_used():
+    """preload() imports FaceMesh without MediaPipe's drawing helpers (matplotlib, cv2: 0.7 s);
+    they still work, loaded on first use (a fresh interpreter: this one has them already)."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from dubcli.vision.landmarks import preload
+preload()
+before = [m for m in ("matplotlib.pyplot", "cv2") if m in sys.modules]
+import mediapipe as mp
+spec = mp.solutions.drawing_utils.DrawingSpec(thickness=2)
+style = mp.solutions.drawing_styles.get_default_face_mesh_contours_style()
+from mediapipe.python.solutions.drawing_utils import draw_landmarks
+print(before, spec.thickness, len(style) > 0, callable(draw_landmarks), "matplotlib.pyplot" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[0] == "[] 2 True True True", out.stdout + out.stderr
+
+
 def test_one_face_narrows_the_graph_without_changing_the_landmarks(photo, monkeypatch):
     """One face: after PROBE_FRAMES the wide graph is swapped for a one-face graph (no detector
     per frame), a face lost (a cut to no face) swaps back, two faces never narrow; the tracked

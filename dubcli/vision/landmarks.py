@@ -267,21 +267,26 @@ def _mediapipe_logs_to_debug():
 
 
 def preload() -> None:
-    """Import MediaPipe's FaceMesh now (0.8-1.2 s here): the dub does it once before its
+    """Import MediaPipe's FaceMesh now (0.4-0.5 s here): the dub does it once before its
     preparing threads start, so that none of them waits on another's import."""
     _face_mesh_module()
 
 
 def _face_mesh_module():
     """mediapipe.python.solutions.face_mesh, its C++ logging turned down first."""
+    from dubcli.vision.mediapipe_drawing import bind_deferred, defer_drawing_modules
+
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    deferred = defer_drawing_modules()  # matplotlib and cv2 only if someone draws (0.7 s)
     try:
         from mediapipe.python.solutions import face_mesh
     except ImportError as e:
         raise DependencyError(
             f"mediapipe is needed for face landmarks ({e}): pip install mediapipe==0.10.21"
         ) from e
+    finally:
+        bind_deferred(deferred)
     try:
         from absl import logging as absl_logging
 
