@@ -26,3 +26,55 @@ def warp_envelope(env: np.ndarray, factor: float) -> np.ndarray:
     frac = np.clip(src - i0, 0.0, 1.0)
     log_env = np.log(np.maximum(env, 1e-16))
     return np.exp(log_env[..., i0] * (1 - frac) + log_env[..., i0 + 1] * frac)
+
+
+def running_median(x: np.ndarray, size: int) -> np.ndarray:
+    """(t,) -> (t,) median of each `size`-sample window centred on a sample, the ends held
+    (edge padding): scipy.ndimage.median_filter(x, size, mode="nearest") to the bit (its rank
+    size // 2 of the window, also for even sizes), without importing scipy.ndimage (0.3 s, on
+    the dub's critical path when the codec decodes its first cues; issue 15)."""
+    x = np.asarray(x)
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    if size == 1 or len(x) == 0:
+        return x.copy()
+    half = size // 2  # scipy centres a window of `size` on sample i: [i - half, i + size - 1 - half]
+    padded = np.pad(x, (half, size - 1 - half), mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, size)
+    return np.partition(windows, half, axis=-1)[:, half]
+
+
+def running_min(x: np.ndarray, size: int) -> np.ndarray:
+    """(n,) -> (n,) minimum of each `size`-sample window centred on a sample, the ends held:
+    scipy.ndimage.minimum_filter1d(x, size, mode="nearest"), in O(n) (van Herk / Gil-Werman:
+    minima running forward and backward inside blocks of `size`, two of them cover a window)."""
+    x = np.asarray(x)
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    if size == 1 or len(x) == 0:
+        return x.copy()
+    half = size // 2
+    padded = np.pad(x, (half, size - 1 - half), mode="edge")
+    n_blocks = -(-len(padded) // size)
+    blocks = np.full(n_blocks * size, np.inf, dtype=np.result_type(x, np.float64))
+    blocks[: len(padded)] = padded
+    blocks = blocks.reshape(n_blocks, size)
+    forward = np.minimum.accumulate(blocks, axis=1).reshape(-1)
+    backward = np.minimum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].reshape(-1)
+    i = np.arange(len(x))
+    return np.minimum(backward[i], forward[i + size - 1]).astype(x.dtype, copy=False)
+
+
+def running_mean(x: np.ndarray, size: int) -> np.ndarray:
+    """(n,) -> (n,) mean of each `size`-sample window centred on a sample, the ends held:
+    scipy.ndimage.uniform_filter1d(x, size, mode="nearest") up to float rounding (a cumulative
+    sum in float64 here, a running sum there)."""
+    x = np.asarray(x)
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    if len(x) == 0:
+        return x.copy()
+    half = size // 2
+    padded = np.pad(np.asarray(x, np.float64), (half, size - 1 - half), mode="edge")
+    csum = np.concatenate([[0.0], np.cumsum(padded)])
+    return ((csum[size:] - csum[:-size]) / size).astype(x.dtype, copy=False)

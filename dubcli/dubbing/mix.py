@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dubcli.audio.util import running_mean, running_min
 from dubcli.console import get_logger
 from dubcli.dubbing.loudness import LoudnessMeter
 from dubcli.fsutil import atomic_path
@@ -137,14 +138,12 @@ def limiter_gain(x: np.ndarray, rate: int, ceiling: float) -> np.ndarray:
     The required gain g = min(1, ceiling / peak) is min-filtered over a window W and then
     averaged over W: every average at sample m only includes values that are each <= g[m], so
     the ceiling holds exactly while gain changes take W (10 ms) instead of a sample."""
-    from scipy.ndimage import minimum_filter1d, uniform_filter1d
-
     peak = np.max(np.abs(x), axis=1) if x.ndim == 2 else np.abs(x)
     need = np.minimum(1.0, ceiling / np.maximum(peak, 1e-12))
     if need.min() >= 1.0:
         return np.ones(len(need), np.float32)  # nothing near the ceiling: exactly unity
     w = max(1, int(LIMIT_WINDOW_S * rate)) | 1  # odd, centred
-    g = uniform_filter1d(minimum_filter1d(need, 2 * w - 1, mode="nearest"), w, mode="nearest")
+    g = running_mean(running_min(need, 2 * w - 1), w)
     # float32 rounding must not lift a sample over the ceiling: round the gain down a hair
     g = np.minimum(g, need)
     return np.where(g < 1.0, g * (1 - 1e-6), 1.0).astype(np.float32)

@@ -61,6 +61,7 @@ from dubcli.audio.codec.phonetic import (
     content_codes,
     label_units,
 )
+from dubcli.audio.util import running_median
 from dubcli.checkpoint import load_checkpoint, save_checkpoint
 from dubcli.errors import CheckpointError
 from dubcli.timing import SAMPLE_RATE, TOKEN_RATE, tokens_for_samples
@@ -309,9 +310,7 @@ class WorldCodec:
         acoustic = rvq_decode(tokens.acoustic, self.acoustic_codebooks) / self.acoustic_weights
         post = generated or GeneratedDecode()
         if post.energy_median > 1:
-            from scipy.ndimage import median_filter
-
-            acoustic[:, m] = median_filter(acoustic[:, m], size=post.energy_median, mode="nearest")
+            acoustic[:, m] = running_median(acoustic[:, m], post.energy_median)
         mcep = np.concatenate(
             [
                 mean[0] + acoustic[:, m : m + 1],
