@@ -328,4 +328,3 @@ def test_tokens_helpers():
     part = tok.slice(1, 3)
     assert part.n_tokens == 2 and part.content.shape == (2, 2)
     assert list(tok.stacked()[:, 0]) == [0, 1, 1, 2, 2, 2]
-
