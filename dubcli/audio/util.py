@@ -38,9 +38,8 @@ def running_median(x: np.ndarray, size: int) -> np.ndarray:
         raise ValueError(f"size must be >= 1, got {size}")
     if size == 1 or len(x) == 0:
         return x.copy()
-    half = (
-        size // 2
-    )  # scipy centres a window of `size` on sample i: [i - half, i + size - 1 - half]
+    # scipy centres a window of `size` on sample i: [i - half, i + size - 1 - half]
+    half = size // 2
     padded = np.pad(x, (half, size - 1 - half), mode="edge")
     windows = np.lib.stride_tricks.sliding_window_view(padded, size)
     return np.partition(windows, half, axis=-1)[:, half]
