@@ -52,18 +52,20 @@ def running_min(x: np.ndarray, size: int) -> np.ndarray:
     x = np.asarray(x)
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
-    if size == 1 or len(x) == 0:
+    n = len(x)
+    if size == 1 or n == 0:
         return x.copy()
     half = size // 2
-    padded = np.pad(x, (half, size - 1 - half), mode="edge")
-    n_blocks = -(-len(padded) // size)
-    blocks = np.full(n_blocks * size, np.inf, dtype=np.result_type(x, np.float64))
-    blocks[: len(padded)] = padded
-    blocks = blocks.reshape(n_blocks, size)
+    dtype = x.dtype if x.dtype.kind == "f" else np.float64  # inf pads the last block
+    n_blocks = -(-(n + size - 1) // size)
+    padded = np.full(n_blocks * size, np.inf, dtype=dtype)  # x with its ends held, then inf
+    padded[:half] = x[0]
+    padded[half : half + n] = x
+    padded[half + n : n + size - 1] = x[-1]
+    blocks = padded.reshape(n_blocks, size)
     forward = np.minimum.accumulate(blocks, axis=1).reshape(-1)
-    backward = np.minimum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].reshape(-1)
-    i = np.arange(len(x))
-    return np.minimum(backward[i], forward[i + size - 1]).astype(x.dtype, copy=False)
+    backward = np.flip(np.minimum.accumulate(np.flip(blocks, axis=1), axis=1), axis=1).reshape(-1)
+    return np.minimum(backward[:n], forward[size - 1 : size - 1 + n]).astype(x.dtype, copy=False)
 
 
 def running_mean(x: np.ndarray, size: int) -> np.ndarray:
@@ -73,9 +75,16 @@ def running_mean(x: np.ndarray, size: int) -> np.ndarray:
     x = np.asarray(x)
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
-    if len(x) == 0:
+    n = len(x)
+    if n == 0:
         return x.copy()
     half = size // 2
-    padded = np.pad(np.asarray(x, np.float64), (half, size - 1 - half), mode="edge")
-    csum = np.concatenate([[0.0], np.cumsum(padded)])
-    return ((csum[size:] - csum[:-size]) / size).astype(x.dtype, copy=False)
+    csum = np.empty(n + size, np.float64)  # 0, then the running sum of x with its ends held
+    csum[0] = 0.0
+    csum[1 : half + 1] = x[0]
+    csum[half + 1 : half + 1 + n] = x
+    csum[half + 1 + n :] = x[-1]
+    np.cumsum(csum, out=csum)
+    out = csum[size:] - csum[:n]
+    out *= 1.0 / size
+    return out.astype(x.dtype, copy=False)
