@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _tree  # noqa: F401  (this checkout's dubcli, not the installed one)
+
 SENTENCES = [
     "We sailed along the river at dawn.",
     "The market was busy with traders.",

@@ -21,6 +21,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+import _tree  # noqa: F401  (this checkout's dubcli, not the installed one)
 import numpy as np
 import torch
 

@@ -14,6 +14,7 @@ import argparse
 import json
 import time
 
+import _tree  # noqa: F401  (this checkout's dubcli, not the installed one)
 import torch
 
 from dubcli.config import model_preset

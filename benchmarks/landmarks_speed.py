@@ -16,6 +16,7 @@ import argparse
 import os
 import time
 
+import _tree  # noqa: F401  (this checkout's dubcli, not the installed one)
 import cv2
 import numpy as np
 

@@ -13,6 +13,7 @@ import argparse
 import statistics
 import time
 
+import _tree  # noqa: F401  (this checkout's dubcli, not the installed one)
 import numpy as np
 
 from dubcli.align.mas import monotonic_alignment_search

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _tree  # noqa: F401  (this checkout's dubcli, not the installed one)
+
 from dubcli.data.manifest import read_manifest
 from dubcli.prepare.run import prepare
 

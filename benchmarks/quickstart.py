@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _tree  # noqa: F401  (this checkout's dubcli, not the installed one)
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 

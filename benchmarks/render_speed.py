@@ -32,6 +32,7 @@ import os
 import tempfile
 import time
 
+import _tree  # noqa: F401  (this checkout's dubcli, not the installed one)
 import numpy as np
 
 

@@ -16,6 +16,8 @@ import json
 import sys
 import time
 
+import _tree  # noqa: F401  (this checkout's dubcli, not the installed one)
+
 from dubcli.synth.speech import make_specs, synthesize
 from dubcli.synth.voices import VOICES
 

@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _tree  # noqa: F401  (this checkout's dubcli, not the installed one)
 import numpy as np
 
 
