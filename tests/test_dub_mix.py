@@ -131,6 +131,25 @@ def test_limiter_only_touches_peaks():
     assert np.abs(np.diff(g)).max() < 0.01  # gain moves over ~10 ms, not in one sample
 
 
+def test_limiter_on_stretches_equals_the_whole_block():
+    """The window filters run only around the samples that need gain (mix.limiter_gain): the
+    result is what they give over the whole block."""
+    from dubcli.audio.util import running_mean, running_min
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(5 * R) * 0.1).astype(np.float32)
+    for at in (0, 700, 1500, 2 * R, 2 * R + 900, 5 * R - 3):  # edges, near ones, far ones
+        x[at] = 0.99 * (1 if at % 2 else -1)
+    ceiling = 10 ** (-1 / 20)
+    g = M.limiter_gain(x, R, ceiling)
+    need = np.minimum(1.0, ceiling / np.maximum(np.abs(x), 1e-12))
+    w = max(1, int(M.LIMIT_WINDOW_S * R)) | 1
+    whole = np.minimum(running_mean(running_min(need, 2 * w - 1), w), need)
+    want = np.where(whole < 1.0, whole * (1 - 1e-6), 1.0).astype(np.float32)
+    assert np.allclose(g, want, rtol=0, atol=1e-6) and np.array_equal(g == 1.0, want == 1.0)
+    assert np.abs(x * g).max() <= ceiling
+
+
 def _render(tmp_path, mode, channels_in, lufs, dub, back):
     bg = M.resolve_background(mode, channels_in)
     out = tmp_path / f"{mode}.wav"

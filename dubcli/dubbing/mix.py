@@ -143,10 +143,29 @@ def limiter_gain(x: np.ndarray, rate: int, ceiling: float) -> np.ndarray:
     if need.min() >= 1.0:
         return np.ones(len(need), np.float32)  # nothing near the ceiling: exactly unity
     w = max(1, int(LIMIT_WINDOW_S * rate)) | 1  # odd, centred
-    g = running_mean(running_min(need, 2 * w - 1), w)
+    # The filters move the gain only within 1.5 W of a sample that needs it: run them on those
+    # stretches with 2 W of unity on each side (then each stretch's ends are 1 as over the
+    # whole block, so its result is the whole block's), the rest stays exactly 1.
+    g = np.ones(len(need), need.dtype)
+    for lo, hi in _stretches(np.flatnonzero(need < 1.0), 2 * w, len(need)):
+        g[lo:hi] = running_mean(running_min(need[lo:hi], 2 * w - 1), w)
     # float32 rounding must not lift a sample over the ceiling: round the gain down a hair
     g = np.minimum(g, need)
     return np.where(g < 1.0, g * (1 - 1e-6), 1.0).astype(np.float32)
+
+
+def _stretches(idx: np.ndarray, reach: int, n: int) -> list[tuple[int, int]]:
+    """[lo, hi) ranges covering every sample within `reach` of a sample in `idx` (sorted),
+    ranges closer than 2 * reach merged, clipped to [0, n)."""
+    if not len(idx):
+        return []
+    cut = np.flatnonzero(np.diff(idx) > 2 * reach)
+    firsts = np.concatenate([idx[:1], idx[cut + 1]])
+    lasts = np.concatenate([idx[cut], idx[-1:]])
+    return [
+        (max(0, int(a) - reach), min(n, int(b) + reach + 1))
+        for a, b in zip(firsts, lasts, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
