@@ -20,9 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _tree import ROOT  # this checkout's dubcli, not the installed one
 
 RATE = 48000
 

@@ -17,14 +17,13 @@ the test split (speakers, and two base voices, never seen in training) reports:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from pathlib import Path
 
+import _tree  # noqa: F401  (this checkout's dubcli, not the installed one)
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from dubcli.audio.codec.features import mcep_to_sp, synthesize  # noqa: E402

@@ -31,9 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _tree import ROOT  # this checkout's dubcli, not the installed one
 
 from dubcli.audio.codec.features import synthesize as world_synthesize  # noqa: E402
 from dubcli.audio.codec.kmeans import rvq_decode  # noqa: E402

@@ -19,13 +19,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from pathlib import Path
 
-import _tree  # noqa: F401  (this checkout's dubcli, not the installed one)
 import numpy as np
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
+from _tree import ROOT  # this checkout's dubcli, not the installed one
 
 
 def main() -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _tree  # noqa: F401  (this checkout's dubcli, not the installed one)
+
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 

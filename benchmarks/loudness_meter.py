@@ -10,13 +10,10 @@ pyloudnorm is not a dependency: `pip install pyloudnorm` to run this.
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
+import _tree  # noqa: F401  (this checkout's dubcli, not the installed one)
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dubcli.dubbing.loudness import LoudnessMeter, integrated_loudness  # noqa: E402
 

@@ -14,15 +14,13 @@ Same seeds for every length, so the rows differ only by the prompt.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from collections import defaultdict
-from pathlib import Path
 
+import _tree  # noqa: F401  (this checkout's dubcli, not the installed one)
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 
