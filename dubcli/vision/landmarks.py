@@ -386,8 +386,8 @@ class FaceTracker:
 
     def __init__(self, max_faces: int = 2, *, keep: bool = True):
         """keep=False: a graph is closed when tracking moves to the other one (one call's
-        tracker, `track_faces`: one graph's memory at a time, ~30 MB, and a graph tracking
-        resumes on starts from a detection, as before FaceTracker)."""
+        tracker, `track_faces`: one graph's memory at a time, ~30 MB, and a graph that tracking
+        moves back to starts from a detection, as before FaceTracker)."""
         if max_faces < 1:
             raise ValueError("max_faces must be >= 1")
         self.max_faces, self.keep = max_faces, keep
